@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: type-check, then one jest run on every backend this machine can
+# start. headlessgl needs an X display, so the run goes under xvfb-run when there is
+# none. test/backend-reporter.js prints how many tests ran on each backend.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npx tsc --noEmit -p tsconfig.json
+if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null 2>&1; then
+  exec xvfb-run -a npx jest "$@"
+fi
+exec npx jest "$@"

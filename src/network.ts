@@ -1,0 +1,192 @@
+import type { NetConfig, NetworkSpec } from './config';
+import { DarknetError } from './errors';
+import type { Layer, NetState } from './layer';
+import { definitionOf } from './layers';
+import type { FloatArray, Kernels, Tensor } from './kernels/types';
+import { mulberry32 } from './random';
+import { DARKNET_HEADER, type WeightsFile, type WeightsHeader } from './weights';
+
+/**
+ * A network built on a backend: darknet's network.c. forward runs the layers in order,
+ * backward in reverse (each adds into the delta of the layer before it), update applies
+ * darknet's SGD once every `subdivisions` passes.
+ *
+ * @example
+ *   const net = new Network(parseCfgFile('cfg/lenet.cfg'), await createKernels('webasm'));
+ *   const loss = net.trainBatch(images, oneHotLabels); // [batch, inputs], [batch, classes]
+ */
+export class Network {
+  readonly config: NetConfig;
+  readonly layers: Layer[];
+  /** images seen in training, darknet's `*net->seen` (saved in .weights headers) */
+  seen = 0;
+  /** `[batch, inputs]` */
+  readonly input: Tensor;
+  /** `[batch, outputs of the last layer]` */
+  readonly truth: Tensor;
+  private readonly random: () => number;
+
+  constructor(readonly spec: NetworkSpec, readonly k: Kernels, options: { seed?: number } = {}) {
+    this.config = spec.net;
+    if (spec.layers.length === 0) throw new DarknetError(`${spec.file}: the cfg has no layers after [net]`);
+    this.random = mulberry32(options.seed ?? 1);
+    this.layers = spec.layers.map((s) => definitionOf(s.type).create(s, k));
+    this.input = k.alloc(this.batch * this.config.inputs);
+    this.truth = k.alloc(this.batch * this.outputs);
+  }
+
+  /** images per forward pass (cfg batch / subdivisions) */
+  get batch(): number {
+    return this.config.batch;
+  }
+
+  get outputs(): number {
+    return this.layers[this.layers.length - 1].spec.outputs;
+  }
+
+  get output(): Tensor {
+    return this.layers[this.layers.length - 1].output;
+  }
+
+  /** darknet's get_current_batch: optimizer steps taken */
+  currentBatch(): number {
+    return Math.floor(this.seen / (this.batch * this.config.subdivisions));
+  }
+
+  /** darknet's get_current_rate, every policy with burn_in. */
+  currentRate(): number {
+    const n = this.config;
+    const b = this.currentBatch();
+    if (b < n.burnIn) return n.learningRate * Math.pow(b / n.burnIn, n.power);
+    switch (n.policy) {
+      case 'constant':
+        return n.learningRate;
+      case 'step':
+        return n.learningRate * Math.pow(n.scale, Math.floor(b / n.step));
+      case 'steps': {
+        let rate = n.learningRate;
+        for (let i = 0; i < n.steps.length; i++) {
+          if (n.steps[i] > b) return rate;
+          rate *= n.scales[i];
+        }
+        return rate;
+      }
+      case 'exp':
+        return n.learningRate * Math.pow(n.gamma, b);
+      case 'poly':
+        return n.learningRate * Math.pow(1 - b / n.maxBatches, n.power);
+      case 'random':
+        return n.learningRate * Math.pow(this.random(), n.power);
+      case 'sigmoid':
+        return n.learningRate * (1 / (1 + Math.exp(n.gamma * (b - n.step))));
+    }
+  }
+
+  private state(train: boolean, withTruth: boolean): NetState {
+    return {
+      k: this.k,
+      train,
+      input: this.input,
+      delta: null,
+      truth: withTruth ? this.truth : null,
+      layers: this.layers,
+      random: this.random,
+    };
+  }
+
+  /**
+   * Runs every layer on `this.input`. With a truth, loss layers compute their cost and
+   * delta; returns darknet's network cost (mean over loss layers of their summed loss),
+   * or 0 without a truth.
+   */
+  forward(train: boolean, withTruth: boolean): number {
+    const net = this.state(train, withTruth);
+    for (const l of this.layers) {
+      this.k.fill(l.delta, 0);
+      l.forward(net);
+      net.input = l.output;
+    }
+    let sum = 0;
+    let count = 0;
+    for (const l of this.layers) {
+      if (l.cost !== undefined) {
+        sum += l.cost;
+        count++;
+      }
+    }
+    return count ? sum / count : 0;
+  }
+
+  /** Reverse pass; a layer with stopbackward ends it (darknet's backward_network). */
+  backward(): void {
+    const net = this.state(true, true);
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      const l = this.layers[i];
+      if (l.spec.stopbackward) break;
+      const prev = i > 0 ? this.layers[i - 1] : null;
+      net.input = prev ? prev.output : this.input;
+      net.delta = prev ? prev.delta : null;
+      l.backward(net);
+    }
+  }
+
+  /** One SGD step on every layer with the current rate (darknet's update_network). */
+  update(): void {
+    const args = {
+      learningRate: this.currentRate(),
+      momentum: this.config.momentum,
+      decay: this.config.decay,
+      batch: this.batch * this.config.subdivisions,
+    };
+    for (const l of this.layers) l.update?.(args);
+  }
+
+  /**
+   * darknet's train_network_datum for one pass of `batch` images: seen += batch,
+   * forward, backward, and an update when a whole batch (all subdivisions) is in.
+   * Returns the loss per image.
+   * @param x `[batch, inputs]` @param y `[batch, outputs]` (one-hot for classifiers)
+   */
+  trainBatch(x: ArrayLike<number>, y: ArrayLike<number>): number {
+    this.k.upload(this.input, x);
+    this.k.upload(this.truth, y);
+    this.seen += this.batch;
+    const cost = this.forward(true, true);
+    this.backward();
+    if ((this.seen / this.batch) % this.config.subdivisions === 0) this.update();
+    return cost / this.batch;
+  }
+
+  /** Inference on `[batch, inputs]`; returns `[batch, outputs]` of the last layer. */
+  predict(x: ArrayLike<number>): FloatArray {
+    this.k.upload(this.input, x);
+    this.forward(false, false);
+    return this.k.read(this.output);
+  }
+
+  /** Copies a weights file's arrays into the layers (layers it skips keep their values). */
+  loadWeights(w: WeightsFile): void {
+    if (w.layers.length !== this.layers.length) {
+      throw new DarknetError(`weights are for ${w.layers.length} layers, the network has ${this.layers.length}`);
+    }
+    this.seen = w.header.seen;
+    this.layers.forEach((l, i) => {
+      for (const p of l.params) {
+        const a = w.layers[i][p.name];
+        if (a) this.k.upload(p.tensor, a);
+      }
+    });
+  }
+
+  /** The network's parameters as a weights file (header: darknet's 0.2.0 unless given). */
+  exportWeights(header: Omit<WeightsHeader, 'seen'> = DARKNET_HEADER): WeightsFile {
+    return {
+      header: { ...header, seen: this.seen },
+      layers: this.layers.map((l) => {
+        const out: WeightsFile['layers'][number] = {};
+        for (const p of l.params) out[p.name] = Float32Array.from(this.k.read(p.tensor));
+        return out;
+      }),
+    };
+  }
+}
