@@ -3,7 +3,7 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  // Type errors are caught by `tsc --noEmit` in `npm test`; transpiling alone is faster.
+  // Type errors (src and tests) are caught by `tsc -p tsconfig.check.json` in `npm test`; transpiling alone is faster.
   transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
   testTimeout: 120000,
   // gpu.js contexts and worker pools are per process; two workers match the two cores.

@@ -4,7 +4,7 @@
 # none. test/backend-reporter.js prints how many tests ran on each backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-npx tsc --noEmit -p tsconfig.json
+npx tsc -p tsconfig.check.json
 if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null 2>&1; then
   exec xvfb-run -a npx jest "$@"
 fi

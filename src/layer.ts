@@ -94,6 +94,11 @@ export interface UpdateArgs {
 export interface ParamTensor {
   name: ParamSpec['name'];
   tensor: Tensor;
+  /**
+   * Where backward accumulates this parameter's negative gradient (darknet's
+   * bias_updates / scale_updates / weight_updates); absent for rolling statistics.
+   */
+  updates?: Tensor;
 }
 
 export interface Layer {

@@ -95,7 +95,7 @@ export function parseWeights(buf: Buffer, spec: NetworkSpec, file: string): Weig
     if (l.dontload) return out;
     for (const p of loadLayout(l)) {
       // Copy out of the Buffer: its offset need not be 4-aligned.
-      let a = new Float32Array(p.size);
+      let a: Float32Array = new Float32Array(p.size);
       for (let i = 0; i < p.size; i++) a[i] = buf.readFloatLE(offset + 4 * i);
       offset += 4 * p.size;
       if (transposed && l.type === 'connected' && p.name === 'weights') a = transpose(a, l.inputs, l.outputs);

@@ -1,0 +1,89 @@
+import type { ChannelShape, Kernels, SgdParams, Tensor } from '../kernels/types';
+
+/**
+ * The batch-norm sequence shared by convolutional, connected and batchnorm layers
+ * (darknet's forward_batchnorm_layer / backward_batchnorm_layer without the bias, which
+ * each layer adds and differentiates itself, since layers without batch norm need it too).
+ *
+ * NOTE: darknet's forward normalizes with the UNBIASED batch variance as
+ * (x - mean) / (sqrt(var) + 1e-6), and its backward uses sqrt(var + 1e-5) with the
+ * biased-variance formula, so its backward is not quite the gradient of its forward.
+ * We normalize with the BIASED batch variance as (x - mean) / sqrt(var + 1e-5), whose
+ * exact gradient `batchnormBackward` computes. The rolling variance still averages the
+ * unbiased variance, as darknet's does, so saved weights mean the same thing. The two
+ * forwards differ by a factor sqrt(N / (N - 1)) per channel (N = batch * spatial).
+ */
+
+/** the epsilon under every square root of a variance */
+export const BN_EPSILON = 1e-5;
+
+/** darknet's rolling average: r = .99 r + .01 (batch statistic) */
+const ROLLING_KEEP = 0.99;
+
+export class BatchNorm {
+  /** `[channels]`, trained; initialised to 1 as in darknet */
+  readonly scales: Tensor;
+  /** `[channels]`, accumulates -dL/d(scales) (darknet's sign) */
+  readonly scaleUpdates: Tensor;
+  /** `[channels]`, used at inference; start at 0 as in darknet (calloc) */
+  readonly rollingMean: Tensor;
+  readonly rollingVariance: Tensor;
+  /** `[channels]`: the last training batch's mean and biased variance */
+  private readonly mean: Tensor;
+  private readonly variance: Tensor;
+  /** `[batch, channels, spatial]`: the normalized input of the last training pass */
+  private readonly xNorm: Tensor;
+  /** `[batch, channels, spatial]`: scratch for the input gradient */
+  private readonly dx: Tensor;
+
+  constructor(private readonly k: Kernels, private readonly shape: ChannelShape) {
+    const { batch, channels, spatial } = shape;
+    this.scales = k.alloc(channels);
+    k.fill(this.scales, 1);
+    this.scaleUpdates = k.alloc(channels);
+    this.rollingMean = k.alloc(channels);
+    this.rollingVariance = k.alloc(channels);
+    this.mean = k.alloc(channels);
+    this.variance = k.alloc(channels);
+    this.xNorm = k.alloc(batch * channels * spatial);
+    this.dx = k.alloc(batch * channels * spatial);
+  }
+
+  /** x = scales * normalize(x), in place. `x` is `[batch, channels, spatial]`. */
+  forward(x: Tensor, train: boolean): void {
+    const k = this.k;
+    if (train) {
+      k.batchnormStats(this.mean, this.variance, x, this.shape);
+      const n = this.shape.batch * this.shape.spatial;
+      // NOTE: darknet's rolling variance averages the unbiased variance (variance_cpu
+      // divides by N - 1). With N = 1 darknet divides by zero; we keep the biased one.
+      const unbias = n > 1 ? n / (n - 1) : 1;
+      k.axpby(this.rollingMean, 1 - ROLLING_KEEP, this.mean, ROLLING_KEEP);
+      k.axpby(this.rollingVariance, (1 - ROLLING_KEEP) * unbias, this.variance, ROLLING_KEEP);
+      k.normalize(this.xNorm, x, this.mean, this.variance, BN_EPSILON, this.shape);
+      k.copy(x, this.xNorm);
+    } else {
+      k.normalize(x, x, this.rollingMean, this.rollingVariance, BN_EPSILON, this.shape);
+    }
+    k.scaleBias(x, this.scales, this.shape);
+  }
+
+  /**
+   * Given delta = -dL/d(output of forward), accumulates scaleUpdates and replaces delta
+   * by -dL/d(input of forward). Uses the statistics of the last TRAINING forward pass
+   * (darknet's backward after an inference pass uses the rolling ones; our Network only
+   * runs backward after a training pass).
+   */
+  backward(delta: Tensor): void {
+    const k = this.k;
+    k.backwardScale(this.scaleUpdates, this.xNorm, delta, this.shape);
+    k.scaleBias(delta, this.scales, this.shape);
+    k.batchnormBackward(this.dx, delta, this.xNorm, this.variance, BN_EPSILON, this.shape);
+    k.copy(delta, this.dx);
+  }
+
+  /** darknet's scale step: no decay. */
+  update(p: Omit<SgdParams, 'decay'>): void {
+    this.k.sgdUpdate(this.scales, this.scaleUpdates, null, { ...p, decay: 0 });
+  }
+}
