@@ -11,16 +11,17 @@ export interface PlanarImage {
 
 /**
  * Decodes a PNG or JPEG with sharp and resizes it to w x h (a no-op at the same size),
- * 1 channel (grayscale) or 3 (RGB). Kept as bytes: 4x less memory than floats; the
+ * 1 channel (grayscale) or 3 (RGB). `cover` scales the shorter side to fit and crops the
+ * centre: darknet's resize_min + crop_image for validation. Kept as bytes: 4x less memory than floats; the
  * network input is byte / 255, as darknet's load_image.
  * NOTE: darknet always loads 3 channels (load_image_color); a 1-channel net loads grayscale here.
  */
-export async function loadImage(file: string, w: number, h: number, c: 1 | 3): Promise<PlanarImage> {
+export async function loadImage(file: string, w: number, h: number, c: 1 | 3, fit: 'fill' | 'cover' = 'cover'): Promise<PlanarImage> {
   let raw: { data: Buffer; info: { channels: number } };
   try {
     let img = sharp(file, { failOn: 'error' }).removeAlpha();
     img = c === 1 ? img.grayscale() : img.toColourspace('srgb');
-    raw = await img.resize(w, h, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+    raw = await img.resize(w, h, { fit }).raw().toBuffer({ resolveWithObject: true });
   } catch (e) {
     throw new DarknetError(`${file}: cannot load image (${(e as Error).message.split('\n')[0]})`);
   }
