@@ -12,7 +12,7 @@ import { DARKNET_HEADER, type WeightsFile, type WeightsHeader } from './weights'
  * darknet's SGD once every `subdivisions` passes.
  *
  * @example
- *   const net = new Network(parseCfgFile('cfg/lenet.cfg'), await createKernels('webasm'));
+ *   const net = new Network(readCfg('cfg/lenet.cfg'), await createKernels('webasm'));
  *   const loss = net.trainBatch(images, oneHotLabels); // [batch, inputs], [batch, classes]
  */
 export class Network {

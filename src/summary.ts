@@ -1,0 +1,80 @@
+import type { NetworkSpec } from './config';
+import type { LayerSpec } from './layer';
+
+/**
+ * darknet's layer table (what parse_network_cfg prints while it builds a network), with
+ * columns of our own appended to the right so darknet's row text stays as it was.
+ */
+
+/**
+ * A column appended to darknet's rows, with lines for the totals block. The parameter
+ * count is one; weights-file columns (non-zeros, sparsity) plug in the same way.
+ */
+export interface SummaryColumn {
+  header: string;
+  /** the cell for one layer, right-aligned under the header */
+  cell(layer: LayerSpec): string;
+  /** `[label, value]` lines for the totals block */
+  totals?(spec: NetworkSpec): Array<[string, string]>;
+}
+
+/** darknet's header line, character for character. */
+export const DARKNET_HEADER = 'layer     filters    size              input                output';
+
+/** Parameters per layer: the sum of its arrays in the .weights file (biases, scales, ...). */
+export const paramsColumn: SummaryColumn = {
+  header: 'params',
+  cell: (l) => groupThousands(layerParams(l)),
+  totals: (spec) => [['total parameters', groupThousands(spec.layers.reduce((s, l) => s + layerParams(l), 0))]],
+};
+
+/**
+ * The table as text, ending with a newline: darknet's header and rows (`%5d ` + the
+ * layer's describe), our columns, then the totals (parameters, BFLOPs, and each extra
+ * column's).
+ * @example
+ *   process.stdout.write(formatSummary(readCfg('cfg/lenet.cfg')));
+ *   //   layer     filters    size              input                output          params
+ *   //       0 conv     20  5 x 5 / 1    28 x  28 x   1   ->    24 x  24 x  20  0.001 BFLOPs     520
+ *   //   ...
+ *   //   total parameters  431,080
+ *   //   total BFLOPs      0.005
+ */
+export function formatSummary(spec: NetworkSpec, extraColumns: readonly SummaryColumn[] = []): string {
+  const columns = [paramsColumn, ...extraColumns];
+  const rows = spec.layers.map((l) => `${String(l.index).padStart(5)} ${l.describe}`);
+  const left = Math.max(DARKNET_HEADER.length, ...rows.map((r) => r.length));
+  const cells = columns.map((col) => spec.layers.map((l) => col.cell(l)));
+  const widths = columns.map((col, i) => Math.max(col.header.length, ...cells[i].map((c) => c.length)));
+
+  const line = (text: string, values: string[]) =>
+    (text.padEnd(left) + values.map((v, i) => '  ' + v.padStart(widths[i])).join('')).trimEnd();
+  const out = [line(DARKNET_HEADER, columns.map((c) => c.header))];
+  rows.forEach((r, i) => out.push(line(r, cells.map((c) => c[i]))));
+
+  const totals: Array<[string, string]> = [
+    ...paramsColumn.totals!(spec),
+    ['total BFLOPs', formatBflops(spec.layers.reduce((s, l) => s + l.flops, 0))],
+    ...extraColumns.flatMap((c) => c.totals?.(spec) ?? []),
+  ];
+  const labelWidth = Math.max(...totals.map(([label]) => label.length));
+  out.push('');
+  for (const [label, value] of totals) out.push(`${label.padEnd(labelWidth)}  ${value}`);
+  return out.join('\n') + '\n';
+}
+
+/** The number of parameters (floats in the .weights file) of one layer. */
+export function layerParams(l: LayerSpec): number {
+  return l.params.reduce((s, p) => s + p.size, 0);
+}
+
+/** darknet's `%5.3f` of FLOPs / 1e9. */
+export function formatBflops(flops: number): string {
+  return (flops / 1e9).toFixed(3);
+}
+
+/** 432080 -> "432,080" (independent of the machine's locale). */
+export function groupThousands(n: number): string {
+  const sign = n < 0 ? '-' : '';
+  return sign + String(Math.abs(Math.round(n))).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
