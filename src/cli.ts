@@ -7,7 +7,8 @@ import * as readline from 'readline';
 import { predictImages, trainClassifier, validClassifier } from './classifier';
 import { exportMnist } from './data/mnist-export';
 import { readCfg } from './parser';
-import { formatSummary } from './summary';
+import { formatSummary, weightsColumns } from './summary';
+import { readWeights } from './weights';
 
 /**
  * The command line: yargs parses and validates, a table maps each verb to a handler
@@ -65,8 +66,8 @@ const summary = verb({
   run(args, io) {
     const spec = readCfg(args.cfg);
     for (const w of spec.warnings) io.err(`${w}\n`);
-    if (args.weights !== undefined) throw new DarknetError('summary: reading weights is not supported yet');
-    io.out(formatSummary(spec));
+    const columns = args.weights !== undefined ? weightsColumns(spec, readWeights(args.weights, spec)) : [];
+    io.out(formatSummary(spec, columns));
   },
 });
 

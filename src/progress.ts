@@ -19,7 +19,7 @@ export class Progress {
   update(done: number, extra = ''): void {
     const now = Date.now();
     const interval = this.tty ? 200 : this.logEvery * 1000;
-    if (now - this.lastDraw < interval && done < this.total) return;
+    if (now - this.lastDraw < interval || done >= this.total) return;
     this.lastDraw = now;
     const line = this.format(done, extra);
     if (this.tty) process.stderr.write(`\r\x1b[K${line}`);

@@ -1,5 +1,7 @@
 import type { NetworkSpec } from './config';
 import type { LayerSpec } from './layer';
+import { sparsityOf } from './prune/stats';
+import type { WeightsFile } from './weights';
 
 /**
  * darknet's layer table (what parse_network_cfg prints while it builds a network), with
@@ -77,4 +79,30 @@ export function formatBflops(flops: number): string {
 export function groupThousands(n: number): string {
   const sign = n < 0 ? '-' : '';
   return sign + String(Math.abs(Math.round(n))).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
+/**
+ * The columns a weights file adds: non-zero weights, sparsity and the BFLOPs left if
+ * zero weights were skipped, all counted from the file's arrays.
+ */
+export function weightsColumns(spec: NetworkSpec, w: WeightsFile): SummaryColumn[] {
+  const report = sparsityOf(spec, w);
+  const byIndex = new Map(report.layers.map((l) => [l.index, l]));
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  return [
+    { header: 'non-zero', cell: (l) => (byIndex.has(l.index) ? groupThousands(byIndex.get(l.index)!.nonzero) : '') },
+    { header: 'sparsity', cell: (l) => (byIndex.has(l.index) ? pct(byIndex.get(l.index)!.sparsity) : '') },
+    {
+      header: 'eff. BFLOPs',
+      cell: (l) => (byIndex.has(l.index) ? formatBflops(byIndex.get(l.index)!.effectiveFlops) : ''),
+      totals: () => [
+        ['seen', groupThousands(w.header.seen)],
+        ['weights (conv, connected)', groupThousands(report.total.weights)],
+        ['non-zero weights', `${groupThousands(report.total.nonzero)} (${pct(1 - report.total.sparsity)})`],
+        ['sparsity', pct(report.total.sparsity)],
+        ['compression', `${report.total.compression.toFixed(1)}x fewer weights`],
+        ['effective BFLOPs', `${formatBflops(report.total.effectiveFlops)} (zero weights skipped)`],
+      ],
+    },
+  ];
 }

@@ -10,6 +10,8 @@ import { createKernels, probeBackends } from '../src/kernels/backend';
 import type { BackendName, Kernels } from '../src/kernels/types';
 
 export const GPUJS_BACKENDS: BackendName[] = ['cpu', 'webasm', 'headlessgl', 'webgpu'];
+/** The hand-written WebAssembly backend, fast enough for whole-dataset checks in tests. */
+export const FAST_BACKENDS: BackendName[] = ['wasm-simd'];
 
 /** `describe` once per startable gpu.js backend, with its kernels ready in `get()`. */
 export function describeEachBackend(title: string, body: (backend: BackendName, get: () => Kernels) => void): void {

@@ -71,11 +71,19 @@ describe('darknet-ts CLI', () => {
     expect(err.trimEnd().split('\n')).toHaveLength(1);
   });
 
-  test('summary refuses weights until they can be read', async () => {
+  test('summary with weights adds non-zeros, sparsity and effective BFLOPs counted from the file', async () => {
+    const { code, out } = await run('summary', FIXTURE, FIXTURE.replace(/\.cfg$/, '.weights'));
+    expect(code).toBe(0);
+    expect(out).toMatch(/seen\s+300,160/);
+    expect(out).toMatch(/weights \(conv, connected\)\s+431,500/);
+    expect(out).toMatch(/sparsity\s+0\.0%/);
+  });
+
+  test('summary with a missing weights file is one clear error', async () => {
     const { code, out, err } = await run('summary', FIXTURE, 'x.weights');
     expect(code).toBe(1);
     expect(out).toBe('');
-    expect(err).toBe('darknet-ts: summary: reading weights is not supported yet\n');
+    expect(err).toBe('darknet-ts: x.weights: cannot read weights (ENOENT)\n');
   });
 
   test('--help prints usage and succeeds', async () => {
