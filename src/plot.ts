@@ -84,7 +84,7 @@ const FONT_DATA = [
 ];
 
 /** Rows in a glyph cell: 7 above the baseline, 2 below. */
-export const FONT_HEIGHT = 9;
+const FONT_HEIGHT = 9;
 const SPACE_WIDTH = 3;
 
 interface Glyph {
@@ -110,7 +110,7 @@ function glyph(ch: string): Glyph {
 }
 
 /** Width in pixels of `text` drawn at `scale`. */
-export function textWidth(text: string, scale = 1): number {
+function textWidth(text: string, scale = 1): number {
   let w = 0;
   for (const ch of text) w += glyph(ch).width + 1;
   return Math.max(0, w - 1) * scale;
@@ -329,7 +329,7 @@ class Canvas {
         err += dy;
         ax += sx;
       }
-      if (e2 <= dx && ax % 7 !== 0) {
+      if (e2 <= dx) {
         err += dx;
         ay += sy;
       }
@@ -446,7 +446,7 @@ function placeLegendInside(cv: Canvas, plot: Rect, entries: LegendEntry[]): bool
   return false;
 }
 
-/** Title, axis labels, y ticks and their labels, the frame, and the legend to the right if asked. */
+/** The frame, y ticks and their labels, the title and both axis labels. */
 function drawFurniture(cv: Canvas, plot: Rect, title: string, xLabel: string, yLabel: string, yAxis: Axis): void {
   cv.frame(plot, AXIS);
   yAxis.ticks.forEach((t, i) => {
