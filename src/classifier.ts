@@ -78,10 +78,19 @@ export interface TrainOptions {
   backupDir?: string;
   /** random horizontal flips (darknet always flips) */
   flip?: boolean;
+  /** multiply the cfg's learning_rate (retraining after pruning uses about 0.1) */
+  learningRateScale?: number;
+  /**
+   * Freeze the loaded weights' zeros: every zero weight and its momentum stay exactly 0.
+   * The mask is made from the zeros on load, so it survives save, resume and restart.
+   */
+  freezeZeros?: boolean;
   /** an already-made source of training images (tests, benchmarks) */
   source?: ImageSource;
   kernels?: Kernels;
   log?: Log;
+  /** no progress bar */
+  quiet?: boolean;
   /** checked between batches; true = save a backup and stop */
   shouldStop?: () => boolean;
 }
@@ -108,16 +117,30 @@ export interface TrainResult {
 export async function trainClassifier(o: TrainOptions): Promise<TrainResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const data = readDataConfig(o.dataFile);
-  const spec = loadClassifierSpec(o.cfgFile, data.classes, log);
+  const parsed = loadClassifierSpec(o.cfgFile, data.classes, log);
+  // --max-batches and --lr-scale change the schedule itself (poly decays to max_batches).
+  const spec: NetworkSpec = {
+    ...parsed,
+    net: {
+      ...parsed.net,
+      maxBatches: o.maxBatches ?? parsed.net.maxBatches,
+      learningRate: parsed.net.learningRate * (o.learningRateScale ?? 1),
+    },
+  };
   const net = await buildNetwork(spec, o, log);
   if (o.clear) net.seen = 0;
+  if (o.freezeZeros) {
+    if (!o.weights) throw new DarknetError('--freeze-zeros needs weights to take the zeros from');
+    const frozen = freezeZeros(net);
+    log(`frozen zeros: ${frozen.zeros} of ${frozen.weights} weights (${((100 * frozen.zeros) / frozen.weights).toFixed(2)}%) stay 0`);
+  }
   const shape = { w: spec.net.w, h: spec.net.h, c: spec.net.c };
   const source = o.source ?? new ListSource(readLines(data.train, 'the training list'), readLabels(data.labels, data.classes), shape);
   const random = mulberry32((o.seed ?? 1) + 7919);
   const batches = new TrainBatches(source, net.batch, data.classes, shape, random, augmentationOf(spec.net, o.flip ?? false), (m) =>
     log(`warning: ${m}`),
   );
-  const maxBatches = o.maxBatches ?? spec.net.maxBatches;
+  const maxBatches = spec.net.maxBatches;
   if (maxBatches <= 0) throw new DarknetError(`${o.cfgFile}: max_batches is ${maxBatches}; set it in [net] or pass --max-batches`);
   const base = path.basename(o.cfgFile).replace(/\.cfg$/, '');
   const backupDir = o.backupDir ?? data.backup;
@@ -131,7 +154,7 @@ export async function trainClassifier(o: TrainOptions): Promise<TrainResult> {
 
   const logEvery = o.logEvery ?? 10;
   const backupEvery = o.backupEvery ?? 1000;
-  const progress = new Progress('train', maxBatches, 'batch');
+  const progress = o.quiet ? null : new Progress('train', maxBatches, 'batch');
   const losses: number[] = [];
   let avg = -1;
   let epoch = Math.floor(net.seen / source.count);
@@ -158,14 +181,14 @@ export async function trainClassifier(o: TrainOptions): Promise<TrainResult> {
       log(`${batch}, ${(net.seen / source.count).toFixed(3)}: ${loss.toFixed(6)}, ${avg.toFixed(6)} avg, ` +
         `${net.currentRate().toFixed(6)} rate, ${seconds.toFixed(6)} seconds, ${net.seen} images`);
     }
-    progress.update(batch, `loss ${avg.toFixed(4)}`);
+    progress?.update(batch, `loss ${avg.toFixed(4)}`);
     if (Math.floor(net.seen / source.count) > epoch) {
       epoch = Math.floor(net.seen / source.count);
       save(`${base}_${epoch}.weights`);
     }
     if (batch % backupEvery === 0) save(`${base}.backup`);
   }
-  progress.finish(net.currentBatch());
+  progress?.finish(net.currentBatch());
   const seconds = (Date.now() - start) / 1000;
   let finalWeights: string;
   if (interrupted) {
@@ -210,6 +233,30 @@ function lossChart(base: string, losses: number[], firstBatch: number): Buffer {
       { name: 'avg (darknet, 0.9)', points: smooth, color: [20, 80, 170] },
     ],
   });
+}
+
+/**
+ * Masks every prunable layer's weights where they are 0 now (conv, connected): the
+ * masked update keeps them and their momentum exactly 0.
+ * NOTE: darknet's update adds momentum and decay to every weight, so without the mask a
+ * pruned weight comes back after one step; this is the most reported bug in pruning tools.
+ */
+export function freezeZeros(net: Network): { zeros: number; weights: number } {
+  let zeros = 0;
+  let weights = 0;
+  for (const l of net.layers) {
+    const w = l.params.find((p) => p.name === 'weights');
+    if (!w || !l.setMask) continue;
+    const values = net.k.read(w.tensor);
+    const mask = new Float32Array(values.length);
+    for (let i = 0; i < values.length; i++) {
+      mask[i] = values[i] !== 0 ? 1 : 0;
+      if (values[i] === 0) zeros++;
+    }
+    weights += values.length;
+    l.setMask(mask);
+  }
+  return { zeros, weights };
 }
 
 export interface ValidResult {

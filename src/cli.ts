@@ -120,7 +120,13 @@ const classifierTrain = verb({
       .option('backup-every', { type: 'number', default: 1000, describe: 'save <cfg>.backup every N batches' })
       .option('log-every', { type: 'number', default: 10, describe: "print darknet's per-iteration line every N batches" })
       .option('backup', { type: 'string', describe: "where weights are saved (default: the .data file's backup)" })
-      .option('flip', { type: 'boolean', default: false, describe: 'random horizontal flips (darknet always flips)' }),
+      .option('flip', { type: 'boolean', default: false, describe: 'random horizontal flips (darknet always flips)' })
+      .option('lr-scale', { type: 'number', default: 1, describe: "multiply the cfg's learning_rate (about 0.1 to retrain a pruned model)" })
+      .option('freeze-zeros', {
+        type: 'boolean',
+        default: false,
+        describe: "keep the loaded weights' zeros (and their momentum) exactly 0 while training",
+      }),
   async run(args, io) {
     const log = (l: string) => io.err(`${l}\n`);
     const r = await withInterrupt(io, (shouldStop) =>
@@ -136,6 +142,8 @@ const classifierTrain = verb({
         logEvery: args['log-every'],
         backupDir: args.backup,
         flip: args.flip,
+        learningRateScale: args['lr-scale'],
+        freezeZeros: args['freeze-zeros'],
         log,
         shouldStop,
       }),

@@ -1,0 +1,180 @@
+/**
+ * The classifier verbs end to end on real MNIST PNGs: train (saves, resume, Ctrl-C,
+ * frozen zeros, bad images), valid and predict, through the library and the CLI.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { main } from '../src/cli';
+import { predictImages, trainClassifier, validClassifier } from '../src/classifier';
+import { exportMnist } from '../src/data/mnist-export';
+import { readCfg } from '../src/parser';
+import { readWeights, writeWeights } from '../src/weights';
+
+const SMALL = `
+[net]
+batch=16
+height=28
+width=28
+channels=1
+min_crop=28
+max_crop=28
+learning_rate=0.05
+momentum=0.9
+decay=0.0005
+policy=poly
+power=1
+max_batches=30
+
+[convolutional]
+filters=6
+size=5
+stride=2
+pad=0
+activation=relu
+
+[connected]
+output=10
+activation=linear
+
+[softmax]
+`;
+
+// (a fixed name: a random mkdtemp suffix could contain a label such as 'c3')
+const dir = path.join(os.tmpdir(), `dts-classifier-${process.pid}`);
+let dataFile: string;
+let cfgFile: string;
+const quiet = () => undefined;
+
+beforeAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+  ({ dataFile } = exportMnist(path.join(dir, 'mnist'), { limit: 400, quiet: true }));
+  cfgFile = path.join(dir, 'small.cfg');
+  fs.writeFileSync(cfgFile, SMALL);
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+describe('[webasm] classifier train', () => {
+  test('[webasm] trains, saves epoch / backup / final weights and a loss plot, and resumes', async () => {
+    const backup = path.join(dir, 'w1');
+    const r = await trainClassifier({ dataFile, cfgFile, backend: 'webasm', backupDir: backup, backupEvery: 20, log: quiet, quiet: true });
+    expect(r.batches).toBe(30);
+    expect(r.seen).toBe(480);
+    expect(fs.readdirSync(backup).sort()).toEqual(['small.backup', 'small.loss.png', 'small.weights', 'small_1.weights']);
+    const early = r.losses.slice(0, 5).reduce((a, b) => a + b) / 5;
+    const late = r.losses.slice(-5).reduce((a, b) => a + b) / 5;
+    expect(late).toBeLessThan(early * 0.8);
+    expect(readWeights(path.join(backup, 'small.weights'), readCfg(cfgFile)).header.seen).toBe(480);
+
+    // Resuming from the final weights with a later max_batches continues seen and the schedule.
+    const more = await trainClassifier({
+      dataFile, cfgFile, backend: 'webasm', weights: path.join(backup, 'small.weights'), maxBatches: 35, backupDir: backup, log: quiet, quiet: true,
+    });
+    expect(more.batches).toBe(35);
+    expect(more.losses).toHaveLength(5);
+    expect(more.seen).toBe(560);
+  });
+
+  test('[webasm] a stop request saves a backup and ends cleanly', async () => {
+    const backup = path.join(dir, 'w2');
+    let calls = 0;
+    const r = await trainClassifier({ dataFile, cfgFile, backend: 'webasm', backupDir: backup, log: quiet, quiet: true, shouldStop: () => ++calls > 7 });
+    expect(r.interrupted).toBe(true);
+    expect(r.batches).toBe(7);
+    expect(fs.existsSync(path.join(backup, 'small.backup'))).toBe(true);
+    expect(fs.existsSync(path.join(backup, 'small.weights'))).toBe(false);
+  });
+
+  test('[webasm] --freeze-zeros keeps every zero weight zero through training', async () => {
+    const backup = path.join(dir, 'w3');
+    const spec = readCfg(cfgFile);
+    const start = await trainClassifier({ dataFile, cfgFile, backend: 'webasm', maxBatches: 5, backupDir: backup, log: quiet, quiet: true });
+    const w = readWeights(start.finalWeights, spec);
+    let zeros = 0;
+    for (const l of w.layers) {
+      const a = l.weights;
+      if (!a) continue;
+      for (let i = 0; i < a.length; i += 2) {
+        a[i] = 0;
+        zeros++;
+      }
+    }
+    const pruned = path.join(dir, 'pruned.weights');
+    writeWeights(pruned, w, spec);
+    const r = await trainClassifier({
+      dataFile, cfgFile, backend: 'webasm', weights: pruned, clear: true, freezeZeros: true, maxBatches: 20, backupDir: backup, log: quiet, quiet: true,
+    });
+    const after = readWeights(r.finalWeights, spec);
+    let stillZero = 0;
+    let moved = 0;
+    after.layers.forEach((l, li) => {
+      const a = l.weights;
+      if (!a) return;
+      for (let i = 0; i < a.length; i++) {
+        if (i % 2 === 0) stillZero += Object.is(a[i], 0) ? 1 : 0;
+        else if (a[i] !== w.layers[li].weights![i]) moved++;
+      }
+    });
+    expect(stillZero).toBe(zeros);
+    expect(moved).toBeGreaterThan(1000); // the kept weights did train
+  });
+
+  test('[webasm] a missing image is skipped with a warning and counted; an ambiguous path is an error', async () => {
+    const list = path.join(dir, 'broken.list');
+    const good = fs.readFileSync(path.join(dir, 'mnist', 'train.list'), 'utf8').trim().split('\n').slice(0, 40);
+    fs.writeFileSync(list, [...good, path.join(dir, 'mnist', 'train', 'gone_c3.png')].join('\n'));
+    const brokenData = path.join(dir, 'broken.data');
+    fs.writeFileSync(brokenData, fs.readFileSync(dataFile, 'utf8').replace(/^train=.*$/m, `train=${list}`));
+    const warnings: string[] = [];
+    const r = await trainClassifier({
+      dataFile: brokenData, cfgFile, backend: 'webasm', maxBatches: 6, backupDir: path.join(dir, 'w4'), log: (l) => warnings.push(l), quiet: true,
+    });
+    expect(r.skippedImages).toBe(1);
+    expect(warnings.filter((w) => w.includes('gone_c3.png'))).toHaveLength(1);
+
+    fs.writeFileSync(list, [...good, path.join(dir, 'mnist', 'train', 'x_c3_c4.png')].join('\n'));
+    await expect(trainClassifier({ dataFile: brokenData, cfgFile, backend: 'webasm', backupDir: path.join(dir, 'w5'), log: quiet, quiet: true })).rejects.toThrow(
+      /x_c3_c4\.png: matches 2 labels \(c3, c4\)/,
+    );
+  });
+});
+
+describe('[webasm] classifier valid and predict', () => {
+  test('[webasm] valid reports top-1 / top-2 and predict names the classes, through the CLI', async () => {
+    const backup = path.join(dir, 'w6');
+    const trained = await trainClassifier({ dataFile, cfgFile, backend: 'webasm', backupDir: backup, log: quiet, quiet: true });
+    const v = await validClassifier({ dataFile, cfgFile, weights: trained.finalWeights, backend: 'webasm', quiet: true, log: quiet });
+    expect(v.count).toBe(400);
+    expect(v.top1).toBeGreaterThan(0.5);
+    expect(v.topK).toBeGreaterThanOrEqual(v.top1);
+    expect(v.k).toBe(2);
+
+    const out: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: quiet };
+    expect(await main(['classifier', 'valid', dataFile, cfgFile, trained.finalWeights, '--backend', 'webasm', '--json'], io)).toBe(0);
+    expect(JSON.parse(out.join('')).top1).toBeCloseTo(v.top1, 6);
+
+    const image = fs.readFileSync(path.join(dir, 'mnist', 'test.list'), 'utf8').split('\n')[0];
+    const seen: string[] = [];
+    await predictImages({ dataFile, cfgFile, weights: trained.finalWeights, backend: 'webasm', log: quiet }, [image], (p) => {
+      expect(p.top).toHaveLength(2);
+      expect(p.top[0].probability).toBeGreaterThanOrEqual(p.top[1].probability);
+      seen.push(p.top[0].name);
+    });
+    expect(seen).toHaveLength(1);
+    out.length = 0;
+    expect(await main(['classifier', 'predict', dataFile, cfgFile, trained.finalWeights, image, '--backend', 'webasm', '--json'], io)).toBe(0);
+    expect(JSON.parse(out.join('')).top[0].name).toBe(seen[0]);
+  });
+
+  test('[webasm] a missing image in validation is an error naming it', async () => {
+    const list = path.join(dir, 'valid-broken.list');
+    fs.writeFileSync(list, path.join(dir, 'mnist', 'test', 'nothere_c1.png') + '\n');
+    const d = path.join(dir, 'valid-broken.data');
+    fs.writeFileSync(d, fs.readFileSync(dataFile, 'utf8').replace(/^valid=.*$/m, `valid=${list}`));
+    const t = await trainClassifier({ dataFile, cfgFile, backend: 'webasm', maxBatches: 1, backupDir: path.join(dir, 'w7'), log: quiet, quiet: true });
+    await expect(validClassifier({ dataFile: d, cfgFile, weights: t.finalWeights, backend: 'webasm', quiet: true, log: quiet, quiet: true })).rejects.toThrow(
+      /nothere_c1\.png: cannot load image/,
+    );
+  });
+});
