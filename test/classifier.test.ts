@@ -173,7 +173,7 @@ describe('[webasm] classifier valid and predict', () => {
     const d = path.join(dir, 'valid-broken.data');
     fs.writeFileSync(d, fs.readFileSync(dataFile, 'utf8').replace(/^valid=.*$/m, `valid=${list}`));
     const t = await trainClassifier({ dataFile, cfgFile, backend: 'webasm', maxBatches: 1, backupDir: path.join(dir, 'w7'), log: quiet, quiet: true });
-    await expect(validClassifier({ dataFile: d, cfgFile, weights: t.finalWeights, backend: 'webasm', quiet: true, log: quiet, quiet: true })).rejects.toThrow(
+    await expect(validClassifier({ dataFile: d, cfgFile, weights: t.finalWeights, backend: 'webasm', quiet: true, log: quiet })).rejects.toThrow(
       /nothere_c1\.png: cannot load image/,
     );
   });
