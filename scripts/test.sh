@@ -4,6 +4,7 @@
 # none. test/backend-reporter.js prints how many tests ran on each backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+npm run --silent build:wasm
 npx tsc -p tsconfig.check.json
 if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null 2>&1; then
   exec xvfb-run -a npx jest "$@"

@@ -20,7 +20,7 @@ export interface Tensor {
   readonly size: number;
 }
 
-export type BackendName = 'reference' | 'cpu' | 'webasm' | 'headlessgl' | 'webgpu';
+export type BackendName = 'reference' | 'cpu' | 'webasm' | 'headlessgl' | 'webgpu' | 'wasm-simd';
 
 /** The activations darknet knows (activations.c), by their cfg names. */
 export const ACTIVATIONS = [

@@ -1,0 +1,17 @@
+// The wasm-simd kernel module: everything the host (../../wasm-simd.ts) calls.
+// Built by `npm run build:wasm` into dist/wasm/kernels.wasm, over an imported shared memory.
+
+export { gemmJob, scaleMatrix } from './gemm';
+import { SCRATCH_FLOATS } from './gemm';
+export { convForwardJob, convBackwardDataJob, convBackwardFilterJob, packConvWeights, packConvWeightsT } from './conv';
+export * from './ops';
+
+/** The first byte past the module's own static data: the host allocates from here up. */
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+/** Floats of per-thread scratch that the gemm and conv jobs need. */
+export function scratchFloats(): i32 {
+  return SCRATCH_FLOATS;
+}
