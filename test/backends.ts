@@ -13,9 +13,12 @@ export const GPUJS_BACKENDS: BackendName[] = ['cpu', 'webasm', 'headlessgl', 'we
 /** The hand-written WebAssembly backend, fast enough for whole-dataset checks in tests. */
 export const FAST_BACKENDS: BackendName[] = ['wasm-simd'];
 
-/** `describe` once per startable gpu.js backend, with its kernels ready in `get()`. */
+/** Every backend a suite runs on: gpu.js's modes and the hand-written one. */
+export const ALL_BACKENDS: BackendName[] = [...GPUJS_BACKENDS, ...FAST_BACKENDS];
+
+/** `describe` once per startable backend, with its kernels ready in `get()`. */
 export function describeEachBackend(title: string, body: (backend: BackendName, get: () => Kernels) => void): void {
-  const probes = probeBackends(GPUJS_BACKENDS);
+  const probes = probeBackends(ALL_BACKENDS);
   for (const p of probes) {
     if (!p.ok) {
       const required = (process.env.DARKNET_TS_REQUIRE ?? '').split(',').includes(p.name);

@@ -105,7 +105,7 @@ export class WasmSimdKernels implements Kernels {
     const maxMiB = options.maxMemoryMiB ?? 2048;
     if (!(maxMiB >= 64 && maxMiB <= 4096)) throw new Error(`wasm-simd: maxMemoryMiB must be 64 to 4096, got ${maxMiB}`);
     const maxPages = Math.floor(maxMiB * (2 ** 20 / PAGE));
-    const wasmPath = options.wasmPath ?? findWasm();
+    const wasmPath = options.wasmPath ?? locateWasm();
     const module = await WebAssemblyApi.compile(fs.readFileSync(wasmPath));
     // NOTE: shared even with one thread, so the module (built with --sharedMemory) links either way
     const memory = new WebAssemblyApi.Memory({ initial: 256, maximum: maxPages, shared: true });
@@ -487,7 +487,7 @@ export class WasmSimdKernels implements Kernels {
 // ---- helpers ----
 
 /** dist/wasm/kernels.wasm, from src/kernels (ts-jest) or dist/src/kernels (tsc output). */
-function findWasm(): string {
+export function locateWasm(): string {
   const candidates = [
     path.resolve(__dirname, '../../dist/wasm/kernels.wasm'),
     path.resolve(__dirname, '../../wasm/kernels.wasm'),

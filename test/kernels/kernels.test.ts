@@ -102,7 +102,8 @@ describeEachBackend('kernels match the reference', (backend, get) => {
   test('description names the gpu.js kernel class, and nothing fell back', () => {
     const k = get();
     expect(k.backend).toBe(backend);
-    expect(k.description).toMatch(/gpu\.js (CPUKernel|WebAssemblyKernel|HeadlessGLKernel|WebGPUKernel)/);
+    if (backend === 'wasm-simd') expect(k.description).toMatch(/^wasm-simd \(AssemblyScript/);
+    else expect(k.description).toMatch(/gpu\.js (CPUKernel|WebAssemblyKernel|HeadlessGLKernel|WebGPUKernel)/);
     expect(k.description).not.toMatch(/fell back/);
   });
 
@@ -541,7 +542,7 @@ describeEachBackend('kernels match the reference', (backend, get) => {
 describe('choosing a backend', () => {
   test('an unknown name is a DarknetError listing the valid ones', async () => {
     await expect(createKernels('cuda' as never)).rejects.toThrow(DarknetError);
-    await expect(createKernels('cuda' as never)).rejects.toThrow(/reference, cpu, webasm, headlessgl, webgpu/);
+    await expect(createKernels('cuda' as never)).rejects.toThrow(/auto, wasm-simd, webgpu, headlessgl, webasm, cpu, reference/);
   });
 
   test('a backend that cannot start says why and what to do', async () => {
@@ -565,12 +566,12 @@ describe('choosing a backend', () => {
     }
   });
 
-  test('reference and auto start; auto is a gpu.js backend in the auto order', async () => {
+  test('reference and auto start; auto picks wasm-simd here', async () => {
     const r = await createKernels('reference');
     expect(r.backend).toBe('reference');
     const k = await createKernels('auto');
-    expect(['webgpu', 'headlessgl', 'webasm']).toContain(k.backend);
-    expect(k).toBeInstanceOf(GpuJsKernels);
+    // wasm-simd starts wherever the module was built, and comes before software GL
+    expect(k.backend).toBe('wasm-simd');
     k.destroy();
   });
 });
