@@ -7,8 +7,13 @@ import * as readline from 'readline';
 import { predictImages, trainClassifier, validClassifier } from './classifier';
 import { exportMnist } from './data/mnist-export';
 import { readCfg } from './parser';
+import * as path from 'path';
+import { pruneRecipe } from './prune/recipe';
+import { SCHEDULE_MODES, parseLevels, type ScheduleMode } from './prune/schedule';
+import { sensitivityScan } from './prune/sensitivity';
+import { applyThreshold, fractionRules, parseLayerSparsity, type ThresholdRule, type ThresholdRules } from './prune/threshold';
 import { formatSummary, weightsColumns } from './summary';
-import { readWeights } from './weights';
+import { readWeights, writeWeights } from './weights';
 
 /**
  * The command line: yargs parses and validates, a table maps each verb to a handler
@@ -206,6 +211,119 @@ const classifierPredict = verb({
   },
 });
 
+const pruneThreshold = verb({
+  command: 'threshold <cfg> <weights> <out>',
+  describe: 'write a copy of the weights with small weights set to exactly 0 (a plain darknet .weights file)',
+  builder: (y) =>
+    y
+      .positional('cfg', { type: 'string', demandOption: true, describe: 'darknet .cfg file' })
+      .positional('weights', { type: 'string', demandOption: true, describe: 'darknet .weights file' })
+      .positional('out', { type: 'string', demandOption: true, describe: 'the thresholded .weights to write' })
+      .option('absolute', { type: 'number', describe: 'zero every weight with |w| below this' })
+      .option('std', { type: 'number', describe: "Han's rule: zero |w| below this many standard deviations of the layer's weights" })
+      .option('sparsity', { type: 'number', describe: 'zero this fraction of weights (the smallest magnitudes)' })
+      .option('global', { type: 'boolean', default: false, describe: 'one threshold for all layers pooled (with --sparsity or --std)' })
+      .option('layer-sparsity', { type: 'string', describe: 'per-layer fractions by index or name, e.g. 0=0.3,fc1=0.9' }),
+  run(args, io) {
+    const spec = readCfg(args.cfg);
+    const given = (['absolute', 'std', 'sparsity', 'layer-sparsity'] as const).filter((k) => args[k] !== undefined);
+    if (given.length !== 1) throw new DarknetError(`prune threshold: give exactly one of --absolute, --std, --sparsity, --layer-sparsity (got ${given.length ? given.join(', ') : 'none'})`);
+    const rule: ThresholdRule | undefined =
+      args.absolute !== undefined ? { kind: 'absolute', value: args.absolute }
+        : args.std !== undefined ? { kind: 'std', quality: args.std }
+          : args.sparsity !== undefined ? { kind: 'fraction', sparsity: args.sparsity } : undefined;
+    const rules: ThresholdRules = rule
+      ? { scope: args.global ? 'global' : 'layer', rule }
+      : fractionRules(parseLayerSparsity(args['layer-sparsity']!, spec));
+    const before = readWeights(args.weights, spec);
+    const result = applyThreshold(spec, before, rules);
+    writeWeights(args.out, result.weights, spec);
+    // The report is counted from the file as written.
+    const saved = readWeights(args.out, spec);
+    io.out(formatSummary(spec, weightsColumns(spec, saved)));
+    io.out(`thresholds: ${result.thresholds.map((t) => `${t.index}: |w| < ${t.threshold.toPrecision(4)}`).join(', ')}\nwrote ${args.out}\n`);
+  },
+});
+
+const pruneRun = verb({
+  command: '$0 <data> <cfg> <weights>',
+  describe: 'the prune-retrain recipe: threshold, evaluate, retrain with frozen zeros, evaluate, save; round after round',
+  builder: (y) =>
+    classifierArgs(y)
+      .positional('weights', { type: 'string', demandOption: true, describe: 'the dense model' })
+      .option('target', { type: 'number', default: 0.92, describe: 'final sparsity of all conv + connected weights' })
+      .option('rounds', { type: 'number', default: 4, describe: 'prune-retrain rounds' })
+      .option('retrain-batches', { type: 'number', default: 1000, describe: 'retraining batches per round' })
+      .option('lr-scale', { type: 'number', default: 0.1, describe: "retraining learning rate = this x the cfg's learning_rate" })
+      .option('mode', { choices: SCHEDULE_MODES, default: 'uniform' as const, describe: 'uniform: same rate per layer; sensitivity: per-layer rates; triangle: rising to the output; agp: cubic schedule' })
+      .option('sensitivity', { type: 'string', describe: 'a scan CSV from darknet-ts sensitivity (with --mode sensitivity)' })
+      .option('max-drop', { type: 'number', default: 0.005, describe: 'with --sensitivity: top-1 a layer may lose in the scan (fraction)' })
+      .option('layer-sparsity', { type: 'string', describe: 'final per-layer rates for --mode sensitivity, e.g. conv1=0.3,fc1=0.95' })
+      .option('out', { type: 'string', describe: 'folder for round weights and reports (default: weights/prune-<cfg>)' })
+      .option('eval-images', { type: 'number', describe: 'evaluate on the first N valid images (default: all)' })
+      .option('seed', { type: 'number', default: 1 }),
+  async run(args, io) {
+    const spec = readCfg(args.cfg);
+    const out = args.out ?? path.join('weights', `prune-${path.basename(args.cfg).replace(/\.cfg$/, '')}`);
+    const report = await withInterrupt(io, (shouldStop) =>
+      pruneRecipe({
+        dataFile: args.data,
+        cfgFile: args.cfg,
+        weights: args.weights,
+        target: args.target,
+        rounds: args.rounds,
+        retrainBatches: args['retrain-batches'],
+        lrScale: args['lr-scale'],
+        mode: args.mode as ScheduleMode,
+        sensitivityFile: args.sensitivity,
+        maxDrop: args['max-drop'],
+        layerRates: args['layer-sparsity'] !== undefined ? parseLayerSparsity(args['layer-sparsity'], spec) : undefined,
+        out,
+        backend: args.backend,
+        seed: args.seed,
+        evalImages: args['eval-images'],
+        log: (l) => io.err(`${l}\n`),
+        shouldStop,
+      }),
+    );
+    const last = report.history[report.history.length - 1];
+    io.out(last
+      ? `${last.compression.toFixed(1)}x fewer weights (${(100 * last.sparsity).toFixed(2)}% sparse), top-1 ${(100 * last.top1Retrained).toFixed(2)}% ` +
+        `(dense ${(100 * report.dense.top1).toFixed(2)}%); ${report.history.length}/${report.rounds} rounds in ${out}\n`
+      : `no round finished; ${out}\n`);
+  },
+});
+
+const prune: Group = {
+  command: 'prune',
+  describe: 'shrink a model: the prune-retrain recipe, or `prune threshold` alone',
+  verbs: [pruneThreshold, pruneRun],
+};
+
+const sensitivity = verb({
+  command: 'sensitivity <data> <cfg> <weights>',
+  describe: 'prune each layer alone to each level (no retraining) and report which layers are fragile',
+  builder: (y) =>
+    classifierArgs(y)
+      .positional('weights', { type: 'string', demandOption: true, describe: 'the dense model' })
+      .option('levels', { type: 'string', default: '0:0.95:0.05', describe: 'start:stop:step or a comma list of sparsities' })
+      .option('out', { type: 'string', describe: 'folder for the CSV and PNG (default: beside the weights)' })
+      .option('eval-images', { type: 'number', describe: 'evaluate on the first N valid images (default: all)' }),
+  async run(args, io) {
+    const r = await sensitivityScan({
+      dataFile: args.data,
+      cfgFile: args.cfg,
+      weights: args.weights,
+      levels: parseLevels(args.levels),
+      out: args.out,
+      backend: args.backend,
+      evalImages: args['eval-images'],
+      log: (l) => io.err(`${l}\n`),
+    });
+    io.out(`${r.csv}\n${r.png}\n`);
+  },
+});
+
 const classifier: Group = {
   command: 'classifier',
   describe: 'train, validate and predict with a classifier (darknet\'s verbs and argument order)',
@@ -213,7 +331,7 @@ const classifier: Group = {
 };
 
 /** Every verb, in `--help` order. */
-const VERBS: readonly (Verb<any> | Group)[] = [data, summary, classifier];
+const VERBS: readonly (Verb<any> | Group)[] = [data, summary, classifier, prune, sensitivity];
 
 /** Verb name -> verb; a name claimed twice is a programming error. */
 function verbTable<V extends { command: string }>(verbs: readonly V[]): ReadonlyMap<string, V> {
@@ -295,7 +413,7 @@ function parseArgs(argv: string[], io: Io): (() => Promise<void> | void) | null 
       const sub = verbTable(v.verbs);
       y = y.command(v.command, v.describe, (g: Argv<GlobalArgs>) => {
         for (const s of sub.values()) g = register(g, s);
-        return g.demandCommand(1, `missing ${v.command} command: ${[...sub.keys()].join(', ')}`);
+        return sub.has('$0') ? g : g.demandCommand(1, `missing ${v.command} command: ${[...sub.keys()].join(', ')}`);
       });
     } else {
       y = register(y, v);
