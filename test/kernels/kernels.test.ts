@@ -8,7 +8,6 @@
  *   SUM   = 1e-4  reductions and dot products (float32 accumulation in a different order
  *                 than the reference's float64 sums), including the loops of 1500 and 5000.
  */
-import { GpuJsKernels } from '../../src/kernels/gpujs';
 import { createKernels, probeBackends } from '../../src/kernels/backend';
 import { ReferenceKernels } from '../../src/kernels/reference';
 import { ACTIVATIONS } from '../../src/kernels/types';
