@@ -16,8 +16,26 @@ export const FAST_BACKENDS: BackendName[] = ['wasm-simd'];
 /** Every backend a suite runs on: gpu.js's modes and the hand-written one. */
 export const ALL_BACKENDS: BackendName[] = [...GPUJS_BACKENDS, ...FAST_BACKENDS];
 
-/** `describe` once per startable backend, with its kernels ready in `get()`. */
-export function describeEachBackend(title: string, body: (backend: BackendName, get: () => Kernels) => void): void {
+/**
+ * Another configuration of a backend for a suite to run on as well, e.g. wasm-simd with one
+ * thread besides the default (one per core). It runs only where its backend starts.
+ */
+export interface BackendVariant {
+  backend: BackendName;
+  /** what sets it apart, added to the describe title: "[wasm-simd] kernels ..., 1 thread" */
+  label: string;
+  create: () => Promise<Kernels>;
+}
+
+/**
+ * `describe` once per startable backend, with its kernels ready in `get()`, and once more
+ * per variant of a backend that starts.
+ */
+export function describeEachBackend(
+  title: string,
+  body: (backend: BackendName, get: () => Kernels) => void,
+  variants: BackendVariant[] = [],
+): void {
   const probes = probeBackends(ALL_BACKENDS);
   for (const p of probes) {
     if (!p.ok) {
@@ -33,16 +51,28 @@ export function describeEachBackend(title: string, body: (backend: BackendName, 
       }
       continue;
     }
-    describe(`[${p.name}] ${title}`, () => {
-      let k: Kernels | undefined;
-      beforeAll(async () => {
-        k = await createKernels(p.name);
-      });
-      afterAll(() => k?.destroy());
-      body(p.name, () => {
-        if (!k) throw new Error(`${p.name} kernels not created`);
-        return k;
-      });
-    });
+    describeOn(p.name, `[${p.name}] ${title}`, () => createKernels(p.name), body);
+    for (const v of variants.filter((v) => v.backend === p.name)) {
+      describeOn(p.name, `[${p.name}] ${title}, ${v.label}`, v.create, body);
+    }
   }
+}
+
+function describeOn(
+  backend: BackendName,
+  title: string,
+  create: () => Promise<Kernels>,
+  body: (backend: BackendName, get: () => Kernels) => void,
+): void {
+  describe(title, () => {
+    let k: Kernels | undefined;
+    beforeAll(async () => {
+      k = await create();
+    });
+    afterAll(() => k?.destroy());
+    body(backend, () => {
+      if (!k) throw new Error(`${title}: kernels not created`);
+      return k;
+    });
+  });
 }

@@ -52,7 +52,7 @@ const CONV_BACKWARD_DATA = 2;
 const CONV_BACKWARD_FILTER = 3;
 
 /** Jobs with fewer flops than this run on the main thread alone (a dispatch costs ~10-50 us). */
-const PARALLEL_FLOPS = 4e6;
+export const PARALLEL_FLOPS = 4e6;
 const PAGE = 65536;
 /** Tensor alignment in bytes (a cache line). */
 const ALIGN = 64;
