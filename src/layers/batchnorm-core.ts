@@ -1,4 +1,5 @@
 import type { ChannelShape, Kernels, SgdParams, Tensor } from '../kernels/types';
+import type { ParamSpec } from '../layer';
 
 /**
  * The batch-norm sequence shared by convolutional, connected and batchnorm layers
@@ -16,6 +17,11 @@ import type { ChannelShape, Kernels, SgdParams, Tensor } from '../kernels/types'
 
 /** the epsilon under every square root of a variance */
 export const BN_EPSILON = 1e-5;
+
+/** The batch-norm arrays of a layer's .weights, in darknet's order, for `channels` channels. */
+export function batchNormParams(channels: number): ParamSpec[] {
+  return [{ name: 'scales', size: channels }, { name: 'rolling_mean', size: channels }, { name: 'rolling_variance', size: channels }];
+}
 
 /** darknet's rolling average: r = .99 r + .01 (batch statistic) */
 const ROLLING_KEEP = 0.99;

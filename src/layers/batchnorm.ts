@@ -1,10 +1,10 @@
 import type { ChannelShape, Kernels, Tensor } from '../kernels/types';
 import {
   baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec, type NetState,
-  type ParamSpec, type ParamTensor, type ParseContext,
+  type ParamTensor, type ParseContext,
 } from '../layer';
 import type { Options } from '../options';
-import { BatchNorm } from './batchnorm-core';
+import { BatchNorm, batchNormParams } from './batchnorm-core';
 
 /**
  * darknet's batchnorm_layer.c: `[batchnorm]`, batch norm over the input image's
@@ -23,13 +23,10 @@ export interface BatchnormSpec extends LayerSpec {
 function parse(o: Options, ctx: ParseContext, common: CommonSpec): BatchnormSpec {
   const { h, w, c } = ctx;
   if (!(h && w && c)) throw o.error('the layer before a batchnorm layer must output an image (h, w, c > 0)');
-  const params: ParamSpec[] = [
-    { name: 'scales', size: c }, { name: 'rolling_mean', size: c }, { name: 'rolling_variance', size: c },
-  ];
   return {
     ...baseSpec('batchnorm', o, ctx, common, { outH: h, outW: w, outC: c }),
     type: 'batchnorm',
-    params,
+    params: batchNormParams(c),
     // per-element work is not counted (darknet counts only multiply-adds of conv layers)
     flops: 0,
     describe: `Batch Normalization Layer: ${w} x ${h} x ${c} image`,

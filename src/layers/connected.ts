@@ -4,9 +4,11 @@ import {
   type NetState, type ParamSpec, type ParamTensor, type ParseContext, type UpdateArgs,
 } from '../layer';
 import type { Options } from '../options';
-import { mulberry32 } from '../random';
-import { BatchNorm } from './batchnorm-core';
-import { applyMask, WEIGHT_SEED } from './convolutional';
+import { BatchNorm, batchNormParams } from './batchnorm-core';
+import {
+  applyMask, backwardNormBiasActivation, forwardNormBiasActivation, initialWeights, updateWeighted, weightedParams,
+  type WeightedLayer,
+} from './weighted';
 
 /** darknet's connected_layer.c: `[connected]` / `[conn]`, a dense layer over the flat input. */
 
@@ -26,10 +28,11 @@ function parse(o: Options, ctx: ParseContext, common: CommonSpec): ConnectedSpec
   // NOTE: the .weights order differs from the conv layer's: weights come before the
   // batch-norm arrays. Weights are [outputs, inputs] (row = output), unless the file's
   // major or minor version is > 1000 (the loader transposes those).
-  const params: ParamSpec[] = [{ name: 'biases', size: outputs }, { name: 'weights', size: outputs * ctx.inputs }];
-  if (batchNormalize) {
-    params.push({ name: 'scales', size: outputs }, { name: 'rolling_mean', size: outputs }, { name: 'rolling_variance', size: outputs });
-  }
+  const params: ParamSpec[] = [
+    { name: 'biases', size: outputs },
+    { name: 'weights', size: outputs * ctx.inputs },
+    ...(batchNormalize ? batchNormParams(outputs) : []),
+  ];
   const describe = `connected                            ${String(ctx.inputs).padStart(4)}  ->  ${String(outputs).padStart(4)}`;
 
   return {
@@ -41,7 +44,7 @@ function parse(o: Options, ctx: ParseContext, common: CommonSpec): ConnectedSpec
   };
 }
 
-export class ConnectedLayer implements Layer {
+export class ConnectedLayer implements Layer, WeightedLayer {
   /** `[batch, outputs]` */
   readonly output: Tensor;
   readonly delta: Tensor;
@@ -79,48 +82,29 @@ export class ConnectedLayer implements Layer {
 
     // darknet's make_connected_layer: uniform(-scale, scale), scale = sqrt(2 / inputs).
     const scale = Math.sqrt(2 / inputs);
-    const random = mulberry32(WEIGHT_SEED + spec.index);
-    k.upload(this.weights, Array.from({ length: outputs * inputs }, () => scale * (2 * random() - 1)));
-
+    k.upload(this.weights, initialWeights(spec.index, outputs * inputs, (random) => scale * (2 * random() - 1)));
     this.bn = spec.batchNormalize ? new BatchNorm(k, this.channels) : null;
-    const bn = this.bn;
-    const tensors: Record<ParamSpec['name'], Omit<ParamTensor, 'name'> | undefined> = {
-      biases: { tensor: this.biases, updates: this.biasUpdates },
-      scales: bn ? { tensor: bn.scales, updates: bn.scaleUpdates } : undefined,
-      rolling_mean: bn ? { tensor: bn.rollingMean } : undefined,
-      rolling_variance: bn ? { tensor: bn.rollingVariance } : undefined,
-      weights: { tensor: this.weights, updates: this.weightUpdates },
-    };
-    this.params = spec.params.map((p) => ({ name: p.name, ...tensors[p.name]! }));
+    this.params = weightedParams(spec.params, this);
   }
 
   forward(net: NetState): void {
-    const k = this.k;
-    k.gemm(this.output, net.input, this.weights, this.forwardGemm);
-    this.bn?.forward(this.output, net.train);
-    k.addBias(this.output, this.biases, this.channels);
-    k.activate(this.output, this.output, this.spec.activation);
+    this.k.gemm(this.output, net.input, this.weights, this.forwardGemm);
+    forwardNormBiasActivation(this.k, this, this.channels, net.train);
   }
 
   backward(net: NetState): void {
-    const k = this.k;
-    k.gradient(this.delta, this.output, this.spec.activation);
-    k.backwardBias(this.biasUpdates, this.delta, this.channels);
-    this.bn?.backward(this.delta);
-    k.gemm(this.weightUpdates, this.delta, net.input, this.filterGemm);
-    if (net.delta) k.gemm(net.delta, this.delta, this.weights, this.dataGemm);
+    backwardNormBiasActivation(this.k, this, this.channels);
+    this.k.gemm(this.weightUpdates, this.delta, net.input, this.filterGemm);
+    if (net.delta) this.k.gemm(net.delta, this.delta, this.weights, this.dataGemm);
   }
 
   /** darknet's update_connected_layer; decay applies to weights only. */
   update(a: UpdateArgs): void {
-    const p = { rate: a.learningRate * this.spec.learningRateScale, momentum: a.momentum, batch: a.batch };
-    this.k.sgdUpdate(this.biases, this.biasUpdates, null, { ...p, decay: 0 });
-    this.bn?.update(p);
-    this.k.sgdUpdate(this.weights, this.weightUpdates, this.mask, { ...p, decay: a.decay });
+    updateWeighted(this.k, this, a);
   }
 
   setMask(mask: ArrayLike<number> | null): void {
-    this.mask = applyMask(this.k, this.weights, this.weightUpdates, mask, this.mask);
+    this.mask = applyMask(this.k, this, mask);
   }
 }
 

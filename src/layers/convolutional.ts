@@ -4,8 +4,12 @@ import {
   type NetState, type ParamSpec, type ParamTensor, type ParseContext, type UpdateArgs,
 } from '../layer';
 import type { Options } from '../options';
-import { gaussian, mulberry32 } from '../random';
-import { BatchNorm } from './batchnorm-core';
+import { gaussian } from '../random';
+import { BatchNorm, batchNormParams } from './batchnorm-core';
+import {
+  applyMask, backwardNormBiasActivation, forwardNormBiasActivation, initialWeights, updateWeighted, weightedParams,
+  type WeightedLayer,
+} from './weighted';
 
 /** darknet's convolutional_layer.c: `[convolutional]` / `[conv]`. */
 
@@ -21,12 +25,6 @@ export interface ConvolutionalSpec extends LayerSpec {
   activation: Activation;
   batchNormalize: boolean;
 }
-
-/**
- * NOTE: weights are seeded by layer index (mulberry32(WEIGHT_SEED + index)), so the same
- * cfg always starts from the same weights; darknet's rand() does not repeat.
- */
-export const WEIGHT_SEED = 0x5eed;
 
 function parse(o: Options, ctx: ParseContext, common: CommonSpec): ConvolutionalSpec {
   const filters = o.int('filters', 1);
@@ -55,11 +53,11 @@ function parse(o: Options, ctx: ParseContext, common: CommonSpec): Convolutional
   }
 
   const perFilter = (c / groups) * size * size;
-  const params: ParamSpec[] = [{ name: 'biases', size: filters }];
-  if (batchNormalize) {
-    params.push({ name: 'scales', size: filters }, { name: 'rolling_mean', size: filters }, { name: 'rolling_variance', size: filters });
-  }
-  params.push({ name: 'weights', size: filters * perFilter });
+  const params: ParamSpec[] = [
+    { name: 'biases', size: filters },
+    ...(batchNormalize ? batchNormParams(filters) : []),
+    { name: 'weights', size: filters * perFilter },
+  ];
 
   const flops = 2 * filters * perFilter * outH * outW;
   const p = (x: number, width: number) => String(x).padStart(width);
@@ -75,7 +73,7 @@ function parse(o: Options, ctx: ParseContext, common: CommonSpec): Convolutional
   };
 }
 
-export class ConvolutionalLayer implements Layer {
+export class ConvolutionalLayer implements Layer, WeightedLayer {
   /** `[batch, filters, outH, outW]` */
   readonly output: Tensor;
   readonly delta: Tensor;
@@ -107,69 +105,30 @@ export class ConvolutionalLayer implements Layer {
 
     // darknet's make_convolutional_layer: He initialisation, scale * N(0, 1).
     const scale = Math.sqrt(2 / (size * size * (c / groups)));
-    const random = mulberry32(WEIGHT_SEED + spec.index);
-    k.upload(this.weights, Array.from({ length: nWeights }, () => scale * gaussian(random)));
-
+    k.upload(this.weights, initialWeights(spec.index, nWeights, (random) => scale * gaussian(random)));
     this.bn = spec.batchNormalize ? new BatchNorm(k, this.channels) : null;
-    const bn = this.bn;
-    const tensors: Record<ParamSpec['name'], Omit<ParamTensor, 'name'> | undefined> = {
-      biases: { tensor: this.biases, updates: this.biasUpdates },
-      scales: bn ? { tensor: bn.scales, updates: bn.scaleUpdates } : undefined,
-      rolling_mean: bn ? { tensor: bn.rollingMean } : undefined,
-      rolling_variance: bn ? { tensor: bn.rollingVariance } : undefined,
-      weights: { tensor: this.weights, updates: this.weightUpdates },
-    };
-    this.params = spec.params.map((p) => ({ name: p.name, ...tensors[p.name]! }));
+    this.params = weightedParams(spec.params, this);
   }
 
   forward(net: NetState): void {
-    const k = this.k;
-    k.convForward(this.output, net.input, this.weights, this.conv);
-    this.bn?.forward(this.output, net.train);
-    k.addBias(this.output, this.biases, this.channels);
-    k.activate(this.output, this.output, this.spec.activation);
+    this.k.convForward(this.output, net.input, this.weights, this.conv);
+    forwardNormBiasActivation(this.k, this, this.channels, net.train);
   }
 
   backward(net: NetState): void {
-    const k = this.k;
-    k.gradient(this.delta, this.output, this.spec.activation);
-    k.backwardBias(this.biasUpdates, this.delta, this.channels);
-    this.bn?.backward(this.delta);
-    k.convBackwardFilter(this.weightUpdates, this.delta, net.input, this.conv);
-    if (net.delta) k.convBackwardData(net.delta, this.delta, this.weights, this.conv);
+    backwardNormBiasActivation(this.k, this, this.channels);
+    this.k.convBackwardFilter(this.weightUpdates, this.delta, net.input, this.conv);
+    if (net.delta) this.k.convBackwardData(net.delta, this.delta, this.weights, this.conv);
   }
 
   /** darknet's update_convolutional_layer; decay applies to weights only. */
   update(a: UpdateArgs): void {
-    const p = { rate: a.learningRate * this.spec.learningRateScale, momentum: a.momentum, batch: a.batch };
-    this.k.sgdUpdate(this.biases, this.biasUpdates, null, { ...p, decay: 0 });
-    this.bn?.update(p);
-    this.k.sgdUpdate(this.weights, this.weightUpdates, this.mask, { ...p, decay: a.decay });
+    updateWeighted(this.k, this, a);
   }
 
   setMask(mask: ArrayLike<number> | null): void {
-    this.mask = applyMask(this.k, this.weights, this.weightUpdates, mask, this.mask);
+    this.mask = applyMask(this.k, this, mask);
   }
-}
-
-/**
- * Stores `mask` on the backend and zeroes the masked weights and their momentum now, so
- * a pruned weight is 0 before the first update too. Returns the mask tensor (or null).
- * Shared with the connected layer.
- */
-export function applyMask(
-  k: Kernels, weights: Tensor, weightUpdates: Tensor, mask: ArrayLike<number> | null, previous: Tensor | null,
-): Tensor | null {
-  if (mask === null) return null;
-  if (mask.length !== weights.size) throw new Error(`mask has ${mask.length} entries, the weights ${weights.size}`);
-  const t = previous ?? k.alloc(weights.size);
-  k.upload(t, mask);
-  for (const buffer of [weights, weightUpdates]) {
-    const values = k.read(buffer);
-    for (let i = 0; i < values.length; i++) if (mask[i] === 0) values[i] = 0;
-    k.upload(buffer, values);
-  }
-  return t;
 }
 
 export const convolutional: LayerDefinition<ConvolutionalSpec> = {

@@ -1,0 +1,98 @@
+import type { Activation, ChannelShape, Kernels, Tensor } from '../kernels/types';
+import type { ParamSpec, ParamTensor, UpdateArgs } from '../layer';
+import { mulberry32 } from '../random';
+import type { BatchNorm } from './batchnorm-core';
+
+/**
+ * What the layers with weights (convolutional, connected) share, as plain functions over
+ * the tensors each layer carries: darknet's steps around the layer's own linear op
+ * (batch norm or not, biases, activation), the update, pruning masks and initial weights.
+ */
+
+/** The tensors and settings of a convolutional or connected layer that these functions use. */
+export interface WeightedLayer {
+  readonly spec: { readonly index: number; readonly activation: Activation; readonly learningRateScale: number };
+  /** `[batch, channels, spatial]` (connected: spatial 1) */
+  readonly output: Tensor;
+  readonly delta: Tensor;
+  /** `[channels]` */
+  readonly biases: Tensor;
+  readonly biasUpdates: Tensor;
+  readonly weights: Tensor;
+  /** accumulates -dL/d(weights) (darknet's sign), then carries momentum */
+  readonly weightUpdates: Tensor;
+  /** `[weights]`, 1 keeps, 0 prunes; null when dense */
+  readonly mask: Tensor | null;
+  readonly bn: BatchNorm | null;
+}
+
+/**
+ * NOTE: weights are seeded by layer index (mulberry32(WEIGHT_SEED + index)), so the same
+ * cfg always starts from the same weights; darknet's rand() does not repeat.
+ */
+export const WEIGHT_SEED = 0x5eed;
+
+/** `count` initial weights, each `draw(random)` from the layer's seeded generator. */
+export function initialWeights(index: number, count: number, draw: (random: () => number) => number): number[] {
+  const random = mulberry32(WEIGHT_SEED + index);
+  return Array.from({ length: count }, () => draw(random));
+}
+
+/** The layer's tensors in the order of `params` (its .weights order), each with its update buffer. */
+export function weightedParams(params: readonly ParamSpec[], l: WeightedLayer): ParamTensor[] {
+  const bn = l.bn;
+  const tensors: Record<ParamSpec['name'], Omit<ParamTensor, 'name'> | undefined> = {
+    biases: { tensor: l.biases, updates: l.biasUpdates },
+    scales: bn ? { tensor: bn.scales, updates: bn.scaleUpdates } : undefined,
+    rolling_mean: bn ? { tensor: bn.rollingMean } : undefined,
+    rolling_variance: bn ? { tensor: bn.rollingVariance } : undefined,
+    weights: { tensor: l.weights, updates: l.weightUpdates },
+  };
+  return params.map((p) => ({ name: p.name, ...tensors[p.name]! }));
+}
+
+/** After the layer's linear op into `output`: batch norm when on, biases, activation, in place. */
+export function forwardNormBiasActivation(k: Kernels, l: WeightedLayer, channels: ChannelShape, train: boolean): void {
+  l.bn?.forward(l.output, train);
+  k.addBias(l.output, l.biases, channels);
+  k.activate(l.output, l.output, l.spec.activation);
+}
+
+/**
+ * Before the layer's weight and input gradients: `delta` through the activation, the
+ * bias gradient, and batch norm's backward when on, in place.
+ */
+export function backwardNormBiasActivation(k: Kernels, l: WeightedLayer, channels: ChannelShape): void {
+  k.gradient(l.delta, l.output, l.spec.activation);
+  k.backwardBias(l.biasUpdates, l.delta, channels);
+  l.bn?.backward(l.delta);
+}
+
+/**
+ * darknet's update_convolutional_layer and update_connected_layer: biases and batch-norm
+ * scales without decay, then the weights with decay and the mask.
+ */
+export function updateWeighted(k: Kernels, l: WeightedLayer, a: UpdateArgs): void {
+  const p = { rate: a.learningRate * l.spec.learningRateScale, momentum: a.momentum, batch: a.batch };
+  k.sgdUpdate(l.biases, l.biasUpdates, null, { ...p, decay: 0 });
+  l.bn?.update(p);
+  k.sgdUpdate(l.weights, l.weightUpdates, l.mask, { ...p, decay: a.decay });
+}
+
+/**
+ * Stores `mask` on the backend (in the layer's previous mask tensor when it has one) and
+ * zeroes the masked weights and their momentum now, so a pruned weight is 0 before the
+ * first update too. Returns the layer's new mask tensor, or null for none.
+ */
+export function applyMask(k: Kernels, l: WeightedLayer, mask: ArrayLike<number> | null): Tensor | null {
+  if (mask === null) return null;
+  if (mask.length !== l.weights.size) throw new Error(`mask has ${mask.length} entries, the weights ${l.weights.size}`);
+  const t = l.mask ?? k.alloc(l.weights.size);
+  k.upload(t, mask);
+  for (const buffer of [l.weights, l.weightUpdates]) {
+    const values = k.read(buffer);
+    for (let i = 0; i < values.length; i++) if (mask[i] === 0) values[i] = 0;
+    k.upload(buffer, values);
+  }
+  return t;
+}
