@@ -11,6 +11,7 @@ import { Network } from '../src/network';
 import { parseCfg } from '../src/parser';
 import { mulberry32 } from '../src/random';
 import { describeEachBackend } from './backends';
+import { minusNumericalGradient } from './layers/gradcheck';
 
 const GRAD_CFG = `
 [net]
@@ -76,19 +77,9 @@ describe('[reference] whole-network gradient (float64, central differences)', ()
       for (const p of layer.params) {
         if (!p.updates) continue;
         const analytic = k.read(p.updates); // darknet's sign: minus the gradient
-        const values = Float64Array.from(k.read(p.tensor));
-        for (let i = 0; i < values.length; i++) {
-          const saved = values[i];
-          values[i] = saved + eps;
-          k.upload(p.tensor, values);
-          const plus = loss();
-          values[i] = saved - eps;
-          k.upload(p.tensor, values);
-          const minus = loss();
-          values[i] = saved;
-          k.upload(p.tensor, values);
-          const numeric = -(plus - minus) / (2 * eps);
-          const err = Math.abs(numeric - analytic[i]) / Math.max(1e-3, Math.abs(numeric) + Math.abs(analytic[i]));
+        const numeric = minusNumericalGradient(k, p.tensor, loss, eps);
+        for (let i = 0; i < numeric.length; i++) {
+          const err = Math.abs(numeric[i] - analytic[i]) / Math.max(1e-3, Math.abs(numeric[i]) + Math.abs(analytic[i]));
           worst = Math.max(worst, err);
           checked++;
         }

@@ -3,10 +3,8 @@ import { connected, type ConnectedLayer } from '../../src/layers/connected';
 import { ACTIVATIONS } from '../../src/kernels/types';
 import { mulberry32 } from '../../src/random';
 import { describeEachBackend } from '../backends';
-import { build, COMMON, context, gradientErrors, netState, randomValues, maxBackendError } from './gradcheck';
-
-/** float64 central differences agree with backward to this relative error */
-const TOLERANCE = 1e-5;
+import { build, COMMON, context, netState, maxBackendError } from './gradcheck';
+import { expectGradients, expectMaskHolds, expectParamTensors } from './weighted';
 
 const k = new ReferenceKernels({ float64: true });
 
@@ -61,19 +59,7 @@ describe('connected: weights', () => {
 
 describe('connected: params', () => {
   test('params follow spec.params, with their update buffers (none for rolling stats)', () => {
-    const { layer, spec } = conn({ output: 3, batch_normalize: 1 });
-    expect(layer.params.map((p) => p.name)).toEqual(spec.params.map((p) => p.name));
-    const bn = layer.bn!;
-    const expected = [
-      [layer.biases, layer.biasUpdates], [layer.weights, layer.weightUpdates], [bn.scales, bn.scaleUpdates],
-      [bn.rollingMean, undefined], [bn.rollingVariance, undefined],
-    ];
-    // identity, not deep equality: two zero-filled tensors of one size are deep-equal
-    layer.params.forEach((p, i) => {
-      expect(p.tensor).toBe(expected[i][0]);
-      expect(p.updates).toBe(expected[i][1]);
-    });
-    layer.params.forEach((p, i) => expect(p.tensor.size).toBe(spec.params[i].size));
+    expectParamTensors(conn({ output: 3, batch_normalize: 1 }).layer);
   });
 });
 
@@ -86,21 +72,7 @@ describe('connected: backward matches central differences (float64)', () => {
     ['batch_normalize, training, linear', { output: 3, activation: 'linear', batch_normalize: 1 }],
   ];
   test.each(cases)('%s', (_name, keys) => {
-    const { layer } = conn(keys);
-    const random = mulberry32(6);
-    k.upload(layer.biases, randomValues(layer.biases.size, random, -0.5, 0.5));
-    const checked = [
-      { name: 'weights', value: layer.weights, updates: layer.weightUpdates },
-      { name: 'biases', value: layer.biases, updates: layer.biasUpdates },
-    ];
-    if (layer.bn) {
-      k.upload(layer.bn.scales, randomValues(layer.bn.scales.size, random, 0.5, 1.5));
-      checked.push({ name: 'scales', value: layer.bn.scales, updates: layer.bn.scaleUpdates });
-    }
-    const input = randomValues(layer.spec.batch * layer.spec.inputs, random);
-    const errors = gradientErrors(k, layer, input, checked);
-    expect(Object.keys(errors).sort()).toEqual(['input', ...checked.map((c) => c.name)].sort());
-    for (const [name, e] of Object.entries(errors)) expect({ name, e: e < TOLERANCE ? 'ok' : e }).toEqual({ name, e: 'ok' });
+    expectGradients(k, conn(keys).layer, 6);
   });
 
   test('forward is input * weights^T + biases, weights row = output', () => {
@@ -137,22 +109,7 @@ describe('connected: update', () => {
     const { layer } = conn({ output: 6, activation: 'relu' });
     const random = mulberry32(10);
     const mask = Array.from({ length: layer.weights.size }, () => (random() < 0.6 ? 0 : 1));
-    k.upload(layer.weightUpdates, randomValues(layer.weights.size, random));
-    layer.setMask(mask);
-    const zeroed = () => Array.from(k.read(layer.weights)).every((w, i) => mask[i] === 1 || Object.is(w, 0));
-    expect(zeroed()).toBe(true);
-    const input = k.alloc(layer.spec.batch * layer.spec.inputs);
-    const inputDelta = k.alloc(input.size);
-    for (let step = 0; step < 5; step++) {
-      k.upload(input, randomValues(input.size, random));
-      const net = netState(k, input, inputDelta);
-      layer.forward(net);
-      k.upload(layer.delta, randomValues(layer.delta.size, random));
-      layer.backward(net);
-      layer.update({ learningRate: 0.5, momentum: 0.9, decay: 0.001, batch: 3 });
-      expect(zeroed()).toBe(true);
-      expect(Array.from(k.read(layer.weightUpdates)).every((u, i) => mask[i] === 1 || u === 0)).toBe(true);
-    }
+    expectMaskHolds(k, layer, mask, random, { learningRate: 0.5, momentum: 0.9, decay: 0.001, batch: 3 }, true);
   });
 });
 

@@ -4,10 +4,8 @@ import { convolutional, type ConvolutionalLayer } from '../../src/layers/convolu
 import { ACTIVATIONS } from '../../src/kernels/types';
 import { mulberry32 } from '../../src/random';
 import { describeEachBackend } from '../backends';
-import { build, COMMON, context, gradientErrors, netState, randomValues, section, maxBackendError } from './gradcheck';
-
-/** float64 central differences agree with backward to this relative error */
-const TOLERANCE = 1e-5;
+import { build, COMMON, context, netState, randomValues, section, maxBackendError } from './gradcheck';
+import { expectGradients, expectMaskHolds, expectParamTensors } from './weighted';
 
 const k = new ReferenceKernels({ float64: true });
 
@@ -109,19 +107,7 @@ describe('convolutional: weights', () => {
 
 describe('convolutional: params', () => {
   test('params follow spec.params, with their update buffers (none for rolling stats)', () => {
-    const { layer, spec } = conv({ filters: 3, size: 3, batch_normalize: 1 });
-    expect(layer.params.map((p) => p.name)).toEqual(spec.params.map((p) => p.name));
-    const bn = layer.bn!;
-    const expected = [
-      [layer.biases, layer.biasUpdates], [bn.scales, bn.scaleUpdates], [bn.rollingMean, undefined],
-      [bn.rollingVariance, undefined], [layer.weights, layer.weightUpdates],
-    ];
-    // identity, not deep equality: two zero-filled tensors of one size are deep-equal
-    layer.params.forEach((p, i) => {
-      expect(p.tensor).toBe(expected[i][0]);
-      expect(p.updates).toBe(expected[i][1]);
-    });
-    layer.params.forEach((p, i) => expect(p.tensor.size).toBe(spec.params[i].size));
+    expectParamTensors(conv({ filters: 3, size: 3, batch_normalize: 1 }).layer);
   });
 });
 
@@ -134,21 +120,7 @@ describe('convolutional: backward matches central differences (float64)', () => 
     ['batch_normalize, groups=2, stride 2, logistic', { filters: 4, size: 3, stride: 2, groups: 2, batch_normalize: 1 }],
   ];
   test.each(cases)('%s', (_name, keys) => {
-    const { layer } = conv(keys);
-    const random = mulberry32(5);
-    k.upload(layer.biases, randomValues(layer.biases.size, random, -0.5, 0.5));
-    const checked = [
-      { name: 'weights', value: layer.weights, updates: layer.weightUpdates },
-      { name: 'biases', value: layer.biases, updates: layer.biasUpdates },
-    ];
-    if (layer.bn) {
-      k.upload(layer.bn.scales, randomValues(layer.bn.scales.size, random, 0.5, 1.5));
-      checked.push({ name: 'scales', value: layer.bn.scales, updates: layer.bn.scaleUpdates });
-    }
-    const input = randomValues(layer.spec.batch * layer.spec.inputs, random);
-    const errors = gradientErrors(k, layer, input, checked);
-    expect(Object.keys(errors).sort()).toEqual(['input', ...checked.map((c) => c.name)].sort());
-    for (const [name, e] of Object.entries(errors)) expect({ name, e: e < TOLERANCE ? 'ok' : e }).toEqual({ name, e: 'ok' });
+    expectGradients(k, conv(keys).layer, 5);
   });
 
   test('without a previous delta (first layer), backward still fills the updates', () => {
@@ -212,23 +184,9 @@ describe('convolutional: update', () => {
     const { layer } = conv({ filters: 4, size: 3, pad: 1, activation: 'leaky' });
     const random = mulberry32(9);
     const mask = Array.from({ length: layer.weights.size }, () => (random() < 0.5 ? 0 : 1));
-    // momentum from before the mask must not revive a weight either
-    k.upload(layer.weightUpdates, randomValues(layer.weights.size, random));
-    layer.setMask(mask);
-    const zeroed = () => Array.from(k.read(layer.weights)).every((w, i) => mask[i] === 1 || Object.is(w, 0));
-    expect(zeroed()).toBe(true);
     const before = Array.from(k.read(layer.weights));
-    const input = k.alloc(layer.spec.batch * layer.spec.inputs);
-    for (let step = 0; step < 5; step++) {
-      k.upload(input, randomValues(input.size, random));
-      const net = netState(k, input, null);
-      layer.forward(net);
-      k.upload(layer.delta, randomValues(layer.delta.size, random));
-      layer.backward(net);
-      layer.update({ learningRate: 0.5, momentum: 0.9, decay: 0.001, batch: 2 });
-      expect(zeroed()).toBe(true);
-      expect(Array.from(k.read(layer.weightUpdates)).every((u, i) => mask[i] === 1 || u === 0)).toBe(true);
-    }
+    const input = expectMaskHolds(k, layer, mask, random, { learningRate: 0.5, momentum: 0.9, decay: 0.001, batch: 2 }, false);
+    // the kept weights trained
     const after = Array.from(k.read(layer.weights));
     expect(after.every((w, i) => mask[i] === 0 || w !== before[i])).toBe(true);
 

@@ -9,7 +9,7 @@
 import type { Layer, LayerSpec, NetState, ParseContext } from '../../src/layer';
 import type { Kernels, Tensor } from '../../src/kernels/types';
 import { mulberry32 } from '../../src/random';
-import { COMMON, randomValues, relativeError } from './gradcheck';
+import { COMMON, minusNumericalGradient, projectedLoss, randomValues, relativeError } from './gradcheck';
 
 export function earlierSpec(index: number, batch: number, w: number, h: number, c: number): LayerSpec {
   return {
@@ -48,15 +48,8 @@ export interface Source {
 export function sourceGradientErrors(
   k: Kernels, layer: Layer, net: NetState, sources: Source[], seed = 5, h = 1e-6,
 ): Record<string, number> {
-  const n = layer.output.size;
-  const R = randomValues(n, mulberry32(seed));
-  const loss = (): number => {
-    layer.forward(net);
-    const out = k.read(layer.output);
-    let sum = 0;
-    for (let i = 0; i < n; i++) sum += out[i] * R[i];
-    return sum;
-  };
+  const R = randomValues(layer.output.size, mulberry32(seed));
+  const loss = projectedLoss(k, layer, net, R);
 
   layer.forward(net);
   k.upload(layer.delta, R.map((r) => -r));
@@ -66,19 +59,7 @@ export function sourceGradientErrors(
 
   const errors: Record<string, number> = {};
   sources.forEach((s, j) => {
-    const values = Array.from(k.read(s.value));
-    const minusGradient = values.map((v, i) => {
-      values[i] = v + h;
-      k.upload(s.value, values);
-      const plus = loss();
-      values[i] = v - h;
-      k.upload(s.value, values);
-      const minus = loss();
-      values[i] = v;
-      k.upload(s.value, values);
-      return -(plus - minus) / (2 * h);
-    });
-    errors[s.name] = relativeError(analytic[j], minusGradient);
+    errors[s.name] = relativeError(analytic[j], minusNumericalGradient(k, s.value, loss, h));
   });
   return errors;
 }

@@ -69,8 +69,7 @@ export function gradientErrors(
   k: Kernels, layer: Layer, inputValues: number[], params: Checked[], seed = 11, h = 1e-6,
 ): Record<string, number> {
   const random = mulberry32(seed);
-  const n = layer.output.size;
-  const R = randomValues(n, random);
+  const R = randomValues(layer.output.size, random);
   const input = k.alloc(inputValues.length);
   k.upload(input, inputValues);
   const inputDelta = k.alloc(inputValues.length);
@@ -90,30 +89,42 @@ export function gradientErrors(
   const analytic: Record<string, ArrayLike<number>> = { input: added(inputDelta) };
   for (const p of params) analytic[p.name] = added(p.updates!);
 
-  const loss = (): number => {
+  const loss = projectedLoss(k, layer, net, R);
+  const errors: Record<string, number> = {};
+  for (const t of [{ name: 'input', value: input }, ...params]) {
+    errors[t.name] = relativeError(analytic[t.name], minusNumericalGradient(k, t.value, loss, h));
+  }
+  return errors;
+}
+
+/** The loss L = sum(output * R) of a forward pass: the one a layer delta of -R is the -gradient of. */
+export function projectedLoss(k: Kernels, layer: Layer, net: NetState, R: readonly number[]): () => number {
+  return () => {
     layer.forward(net);
     const out = k.read(layer.output);
     let sum = 0;
-    for (let i = 0; i < n; i++) sum += out[i] * R[i];
+    for (let i = 0; i < R.length; i++) sum += out[i] * R[i];
     return sum;
   };
-  const errors: Record<string, number> = {};
-  for (const t of [{ name: 'input', value: input }, ...params]) {
-    const values = Array.from(k.read(t.value));
-    const minusGradient = values.map((v, i) => {
-      values[i] = v + h;
-      k.upload(t.value, values);
-      const plus = loss();
-      values[i] = v - h;
-      k.upload(t.value, values);
-      const minus = loss();
-      values[i] = v;
-      k.upload(t.value, values);
-      return -(plus - minus) / (2 * h);
-    });
-    errors[t.name] = relativeError(analytic[t.name], minusGradient);
-  }
-  return errors;
+}
+
+/**
+ * -dL/d(tensor) by central differences with step h: each value moved by +h and by -h in
+ * turn, `loss` evaluated each time. The tensor holds its own values again afterwards.
+ */
+export function minusNumericalGradient(k: Kernels, tensor: Tensor, loss: () => number, h: number): number[] {
+  const values = Array.from(k.read(tensor));
+  return values.map((v, i) => {
+    values[i] = v + h;
+    k.upload(tensor, values);
+    const plus = loss();
+    values[i] = v - h;
+    k.upload(tensor, values);
+    const minus = loss();
+    values[i] = v;
+    k.upload(tensor, values);
+    return -(plus - minus) / (2 * h);
+  });
 }
 
 /**
