@@ -286,10 +286,18 @@ export async function validate(net: Network, source: ImageSource, classes: numbe
   let topK = 0;
   const start = Date.now();
   const progress = new Progress('valid', source.count, 'img');
+  // The next batch is decoded while this one runs (two input buffers, one in flight).
+  const buffers = [x, new Float32Array(x.length)];
+  const load = (s: number) => fillInputs(source, s, Math.min(net.batch, source.count - s), buffers[(s / net.batch) % 2], inputs);
+  let pending = source.count > 0 ? load(0) : Promise.resolve();
   for (let s = 0; s < source.count; s += net.batch) {
     const n = Math.min(net.batch, source.count - s);
-    await fillInputs(source, s, n, x, inputs);
-    const out = net.predict(x);
+    await pending;
+    if (s + net.batch < source.count) {
+      pending = load(s + net.batch);
+      pending.catch(() => undefined); // surfaces at its await
+    }
+    const out = net.predict(buffers[(s / net.batch) % 2]);
     for (let j = 0; j < n; j++) {
       const ranked = rankRow(out, j * classes, classes);
       const truth = source.label(s + j);

@@ -1,3 +1,5 @@
+import * as fs from 'fs';
+import { PNG } from 'pngjs';
 import sharp from 'sharp';
 import { DarknetError } from '../errors';
 
@@ -17,6 +19,10 @@ export interface PlanarImage {
  * NOTE: darknet always loads 3 channels (load_image_color); a 1-channel net loads grayscale here.
  */
 export async function loadImage(file: string, w: number, h: number, c: 1 | 3, fit: 'fill' | 'cover' = 'cover'): Promise<PlanarImage> {
+  if (/\.png$/i.test(file)) {
+    const fast = loadPngAtSize(file, w, h, c);
+    if (fast) return fast;
+  }
   let raw: { data: Buffer; info: { channels: number } };
   try {
     let img = sharp(file, { failOn: 'error' }).removeAlpha();
@@ -31,6 +37,32 @@ export async function loadImage(file: string, w: number, h: number, c: 1 | 3, fi
   // sharp gives interleaved HWC; darknet wants planar CHW.
   for (let i = 0; i < plane; i++) {
     for (let ch = 0; ch < c; ch++) data[ch * plane + i] = raw.data[i * got + Math.min(ch, got - 1)];
+  }
+  return { data, c, h, w };
+}
+
+/**
+ * The fast path for what datasets like MNIST hold: a PNG already at the net's size, in
+ * gray (any c) or colour (c = 3), decoded by pngjs without a resize. sharp costs about
+ * 1.5 ms an image in per-call overhead here, pngjs about 0.25 ms (measured on the MNIST
+ * PNGs), and the bytes are the same. Anything else (another size, colour to gray, a
+ * JPEG) returns null and goes through sharp.
+ */
+function loadPngAtSize(file: string, w: number, h: number, c: 1 | 3): PlanarImage | null {
+  let png: ReturnType<typeof PNG.sync.read>;
+  try {
+    png = PNG.sync.read(fs.readFileSync(file));
+  } catch {
+    return null; // sharp will decode it or say what is wrong
+  }
+  // colorType: 0 gray, 4 gray + alpha, 2 RGB, 6 RGBA, 3 palette
+  const gray = png.colorType === 0 || png.colorType === 4;
+  if (png.width !== w || png.height !== h || (c === 1 && !gray)) return null;
+  const plane = w * h;
+  const data = new Uint8Array(c * plane);
+  // pngjs gives RGBA bytes whatever the file held (gray is copied to R, G and B).
+  for (let i = 0; i < plane; i++) {
+    for (let ch = 0; ch < c; ch++) data[ch * plane + i] = png.data[4 * i + ch];
   }
   return { data, c, h, w };
 }
