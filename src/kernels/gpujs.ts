@@ -3,6 +3,7 @@ import type {
   Activation, BackendName, ChannelShape, ConvShape, CostType, FloatArray, GemmShape, KernelStats,
   Kernels, PoolShape, SgdParams, ShortcutShape, Tensor,
 } from './types';
+import { checkChannels, checkConv, checkPool, checkShortcut, expectSize, sameSize } from './checks';
 
 /**
  * The kernel seam on gpu.js, in one of its modes. Every op is one or a few gpu.js
@@ -859,17 +860,10 @@ export class GpuJsKernels implements Kernels {
 
   shortcut(out: Tensor, add: Tensor, s1: number, s2: number, s: ShortcutShape): void {
     const [o, a] = this.tensors('shortcut', out, add);
-    expectSize('shortcut', 'add', a, s.batch * s.c1 * s.h1 * s.w1);
-    expectSize('shortcut', 'out', o, s.batch * s.c2 * s.h2 * s.w2);
-    const stride = Math.trunc(s.w1 / s.w2);
-    const sample = Math.trunc(s.w2 / s.w1);
-    if (stride !== Math.trunc(s.h1 / s.h2) || sample !== Math.trunc(s.h2 / s.h1)) {
-      throw new Error(`shortcut: width ratio ${s.w1}/${s.w2} and height ratio ${s.h1}/${s.h2} differ`);
-    }
+    const { stride, sample } = checkShortcut(s, o, a);
     if (o.size === 0) return;
     const constants = {
-      w1: s.w1, h1: s.h1, c1: s.c1, w2: s.w2, h2: s.h2, c2: s.c2,
-      stride: Math.max(stride, 1), sample: Math.max(sample, 1),
+      w1: s.w1, h1: s.h1, c1: s.c1, w2: s.w2, h2: s.h2, c2: s.c2, stride, sample,
       minW: Math.min(s.w1, s.w2), minH: Math.min(s.h1, s.h2), minC: Math.min(s.c1, s.c2),
     };
     this.bind(o, this.run(`shortcut|${s.batch}|${Object.values(constants).join(',')}`,
@@ -1015,29 +1009,6 @@ function lossSpec(source: KernelSpec['source'], n: number, extra: Record<string,
   return { source, output: Math.ceil(n / LOSS_CHUNK), constants: { chunk: LOSS_CHUNK, n, ...extra } };
 }
 
-function sameSize(op: string, a: Tensor, b: Tensor): void {
-  if (a.size !== b.size) throw new Error(`${op}: tensor sizes differ (${a.size} and ${b.size})`);
-}
-
-function expectSize(op: string, name: string, t: Tensor, size: number): void {
-  if (t.size !== size) throw new Error(`${op}: ${name} has ${t.size} values, the shape needs ${size}`);
-}
-
-function checkConv(op: string, s: ConvShape, t: { out: Tensor; input: Tensor; weights: Tensor }): void {
-  if (!(s.groups >= 1) || s.c % s.groups !== 0 || s.n % s.groups !== 0) {
-    throw new Error(`${op}: c (${s.c}) and n (${s.n}) must be multiples of groups (${s.groups})`);
-  }
-  if (!(s.stride >= 1) || !(s.size >= 1)) throw new Error(`${op}: size and stride must be at least 1`);
-  const outH = Math.trunc((s.h + 2 * s.pad - s.size) / s.stride) + 1;
-  const outW = Math.trunc((s.w + 2 * s.pad - s.size) / s.stride) + 1;
-  if (s.outH !== outH || s.outW !== outW) {
-    throw new Error(`${op}: outH x outW is ${s.outH} x ${s.outW}, the shape gives ${outH} x ${outW}`);
-  }
-  expectSize(op, 'input', t.input, s.batch * s.c * s.h * s.w);
-  expectSize(op, 'weights', t.weights, s.n * (s.c / s.groups) * s.size * s.size);
-  expectSize(op, 'output', t.out, s.batch * s.n * s.outH * s.outW);
-}
-
 function convConstants(s: ConvShape): Record<string, number> {
   return {
     batch: s.batch, c: s.c, h: s.h, w: s.w, n: s.n, size: s.size, stride: s.stride, pad: s.pad,
@@ -1050,28 +1021,12 @@ function convKey(s: ConvShape): string {
   return [s.batch, s.c, s.h, s.w, s.n, s.groups, s.size, s.stride, s.pad].join(',');
 }
 
-function checkChannels(op: string, s: ChannelShape, x: Tensor, perChannel?: Tensor): void {
-  expectSize(op, 'x', x, s.batch * s.channels * s.spatial);
-  if (perChannel) expectSize(op, 'per-channel tensor', perChannel, s.channels);
-}
-
 function channelConstants(s: ChannelShape): Record<string, number> {
   return { batch: s.batch, channels: s.channels, spatial: s.spatial };
 }
 
 function channelKey(s: ChannelShape): string {
   return `${s.batch},${s.channels},${s.spatial}`;
-}
-
-function checkPool(op: string, s: PoolShape, out: Tensor, input: Tensor): void {
-  if (!(s.stride >= 1) || !(s.size >= 1)) throw new Error(`${op}: size and stride must be at least 1`);
-  const outH = Math.trunc((s.h + s.padding - s.size) / s.stride) + 1;
-  const outW = Math.trunc((s.w + s.padding - s.size) / s.stride) + 1;
-  if (s.outH !== outH || s.outW !== outW) {
-    throw new Error(`${op}: outH x outW is ${s.outH} x ${s.outW}, the shape gives ${outH} x ${outW}`);
-  }
-  expectSize(op, 'input', input, s.batch * s.c * s.h * s.w);
-  expectSize(op, 'output', out, s.batch * s.c * s.outH * s.outW);
 }
 
 function poolConstants(s: PoolShape): Record<string, number> {

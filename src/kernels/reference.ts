@@ -2,6 +2,7 @@ import type {
   Activation, BackendName, ChannelShape, ConvShape, CostType, FloatArray, GemmShape, KernelStats,
   Kernels, PoolShape, SgdParams, ShortcutShape, Tensor,
 } from './types';
+import { checkChannels, checkConv, checkPool, checkShortcut, expectSize, sameSize } from './checks';
 
 /**
  * The plain TypeScript implementation of the kernel seam: the independent check every
@@ -64,14 +65,14 @@ export class ReferenceKernels implements Kernels {
   copy(dst: Tensor, src: Tensor): void {
     const d = this.data('copy', dst);
     const s = this.data('copy', src);
-    sameSize('copy', d, s);
+    sameSize('copy', dst, src);
     d.set(s);
   }
 
   axpby(dst: Tensor, a: number, x: Tensor, b: number): void {
     const d = this.data('axpby', dst);
     const xs = this.data('axpby', x);
-    sameSize('axpby', d, xs);
+    sameSize('axpby', dst, x);
     for (let i = 0; i < d.length; i++) d[i] = a * xs[i] + b * d[i];
   }
 
@@ -104,9 +105,9 @@ export class ReferenceKernels implements Kernels {
     const b = this.data('gemm', B);
     if (C === A || C === B) throw new Error('gemm: C may not alias A or B');
     const { M, N, K } = s;
-    expectSize('gemm', 'A', a, M * K);
-    expectSize('gemm', 'B', b, K * N);
-    expectSize('gemm', 'C', c, M * N);
+    expectSize('gemm', 'A', A, M * K);
+    expectSize('gemm', 'B', B, K * N);
+    expectSize('gemm', 'C', C, M * N);
     // op(A)[i][k] and op(B)[k][j] in their stored layouts
     const aRow = s.transA ? 1 : K;
     const aCol = s.transA ? M : 1;
@@ -128,7 +129,7 @@ export class ReferenceKernels implements Kernels {
     const o = this.data('convForward', out);
     const x = this.data('convForward', input);
     const wt = this.data('convForward', weights);
-    checkConv('convForward', s, { out: o, input: x, weights: wt });
+    checkConv('convForward', s, { out, input, weights });
     const { batch, c, h, w, n, size, stride, pad, outH, outW } = s;
     const cg = c / s.groups; // input channels per group
     const ng = n / s.groups; // filters per group
@@ -162,7 +163,7 @@ export class ReferenceKernels implements Kernels {
     const dw = this.data('convBackwardFilter', weightUpdates);
     const d = this.data('convBackwardFilter', delta);
     const x = this.data('convBackwardFilter', input);
-    checkConv('convBackwardFilter', s, { out: d, input: x, weights: dw });
+    checkConv('convBackwardFilter', s, { out: delta, input, weights: weightUpdates });
     const { batch, c, h, w, n, size, stride, pad, outH, outW } = s;
     const cg = c / s.groups;
     const ng = n / s.groups;
@@ -194,7 +195,7 @@ export class ReferenceKernels implements Kernels {
     const dx = this.data('convBackwardData', inputDelta);
     const d = this.data('convBackwardData', delta);
     const wt = this.data('convBackwardData', weights);
-    checkConv('convBackwardData', s, { out: d, input: dx, weights: wt });
+    checkConv('convBackwardData', s, { out: delta, input: inputDelta, weights });
     const { batch, c, h, w, n, size, stride, pad, outH, outW } = s;
     const cg = c / s.groups;
     const ng = n / s.groups;
@@ -231,21 +232,21 @@ export class ReferenceKernels implements Kernels {
   addBias(x: Tensor, biases: Tensor, s: ChannelShape): void {
     const xs = this.data('addBias', x);
     const bs = this.data('addBias', biases);
-    checkChannels('addBias', s, xs, bs);
+    checkChannels('addBias', s, x, biases);
     forEachChannel(s, (f, i) => { xs[i] += bs[f]; });
   }
 
   scaleBias(x: Tensor, scales: Tensor, s: ChannelShape): void {
     const xs = this.data('scaleBias', x);
     const sc = this.data('scaleBias', scales);
-    checkChannels('scaleBias', s, xs, sc);
+    checkChannels('scaleBias', s, x, scales);
     forEachChannel(s, (f, i) => { xs[i] *= sc[f]; });
   }
 
   backwardBias(biasUpdates: Tensor, delta: Tensor, s: ChannelShape): void {
     const bu = this.data('backwardBias', biasUpdates);
     const d = this.data('backwardBias', delta);
-    checkChannels('backwardBias', s, d, bu);
+    checkChannels('backwardBias', s, delta, biasUpdates);
     const sums = new Float64Array(s.channels);
     forEachChannel(s, (f, i) => { sums[f] += d[i]; });
     for (let f = 0; f < s.channels; f++) bu[f] += sums[f];
@@ -255,8 +256,8 @@ export class ReferenceKernels implements Kernels {
     const su = this.data('backwardScale', scaleUpdates);
     const xn = this.data('backwardScale', xNorm);
     const d = this.data('backwardScale', delta);
-    checkChannels('backwardScale', s, d, su);
-    sameSize('backwardScale', xn, d);
+    checkChannels('backwardScale', s, delta, scaleUpdates);
+    sameSize('backwardScale', xNorm, delta);
     const sums = new Float64Array(s.channels);
     forEachChannel(s, (f, i) => { sums[f] += d[i] * xn[i]; });
     for (let f = 0; f < s.channels; f++) su[f] += sums[f];
@@ -267,7 +268,7 @@ export class ReferenceKernels implements Kernels {
   activate(dst: Tensor, src: Tensor, act: Activation): void {
     const d = this.data('activate', dst);
     const x = this.data('activate', src);
-    sameSize('activate', d, x);
+    sameSize('activate', dst, src);
     const fn = ACTIVATE[act];
     if (!fn) throw new Error(`activate: unknown activation "${act}"`);
     for (let i = 0; i < d.length; i++) d[i] = fn(x[i]);
@@ -276,7 +277,7 @@ export class ReferenceKernels implements Kernels {
   gradient(delta: Tensor, output: Tensor, act: Activation): void {
     const d = this.data('gradient', delta);
     const y = this.data('gradient', output);
-    sameSize('gradient', d, y);
+    sameSize('gradient', delta, output);
     const fn = GRADIENT[act];
     if (!fn) throw new Error(`gradient: unknown activation "${act}"`);
     for (let i = 0; i < d.length; i++) d[i] *= fn(y[i]);
@@ -287,7 +288,7 @@ export class ReferenceKernels implements Kernels {
   maxpoolForward(out: Tensor, input: Tensor, s: PoolShape): void {
     const o = this.data('maxpoolForward', out);
     const x = this.data('maxpoolForward', input);
-    checkPool('maxpoolForward', s, o, x);
+    checkPool('maxpoolForward', s, out, input);
     forEachPoolOutput(s, x, (oi, _tap, max) => { o[oi] = max; });
   }
 
@@ -295,8 +296,8 @@ export class ReferenceKernels implements Kernels {
     const dx = this.data('maxpoolBackward', inputDelta);
     const d = this.data('maxpoolBackward', delta);
     const x = this.data('maxpoolBackward', input);
-    checkPool('maxpoolBackward', s, d, x);
-    sameSize('maxpoolBackward', dx, x);
+    checkPool('maxpoolBackward', s, delta, input);
+    sameSize('maxpoolBackward', inputDelta, input);
     // NOTE: a window wholly in the padding has no tap (darknet indexes -1 there); skip it.
     forEachPoolOutput(s, x, (oi, tap) => { if (tap >= 0) dx[tap] += d[oi]; });
   }
@@ -304,8 +305,8 @@ export class ReferenceKernels implements Kernels {
   avgpoolForward(out: Tensor, input: Tensor, s: ChannelShape): void {
     const o = this.data('avgpoolForward', out);
     const x = this.data('avgpoolForward', input);
-    checkChannels('avgpoolForward', s, x);
-    expectSize('avgpoolForward', 'out', o, s.batch * s.channels);
+    checkChannels('avgpoolForward', s, input);
+    expectSize('avgpoolForward', 'out', out, s.batch * s.channels);
     for (let bf = 0; bf < s.batch * s.channels; bf++) {
       let sum = 0;
       for (let i = 0; i < s.spatial; i++) sum += x[bf * s.spatial + i];
@@ -316,8 +317,8 @@ export class ReferenceKernels implements Kernels {
   avgpoolBackward(inputDelta: Tensor, delta: Tensor, s: ChannelShape): void {
     const dx = this.data('avgpoolBackward', inputDelta);
     const d = this.data('avgpoolBackward', delta);
-    checkChannels('avgpoolBackward', s, dx);
-    expectSize('avgpoolBackward', 'delta', d, s.batch * s.channels);
+    checkChannels('avgpoolBackward', s, inputDelta);
+    expectSize('avgpoolBackward', 'delta', delta, s.batch * s.channels);
     for (let bf = 0; bf < s.batch * s.channels; bf++) {
       for (let i = 0; i < s.spatial; i++) dx[bf * s.spatial + i] += d[bf] / s.spatial;
     }
@@ -328,8 +329,8 @@ export class ReferenceKernels implements Kernels {
   softmax(out: Tensor, input: Tensor, s: { batch: number; inputs: number; groups: number; temperature: number }): void {
     const o = this.data('softmax', out);
     const x = this.data('softmax', input);
-    expectSize('softmax', 'input', x, s.batch * s.inputs);
-    sameSize('softmax', o, x);
+    expectSize('softmax', 'input', input, s.batch * s.inputs);
+    sameSize('softmax', out, input);
     if (!(s.groups >= 1) || s.inputs % s.groups !== 0) {
       throw new Error(`softmax: inputs (${s.inputs}) must be a multiple of groups (${s.groups})`);
     }
@@ -352,8 +353,8 @@ export class ReferenceKernels implements Kernels {
     const d = this.data('softmaxCrossEntropy', delta);
     const p = this.data('softmaxCrossEntropy', output);
     const t = this.data('softmaxCrossEntropy', truth);
-    sameSize('softmaxCrossEntropy', d, p);
-    sameSize('softmaxCrossEntropy', t, p);
+    sameSize('softmaxCrossEntropy', delta, output);
+    sameSize('softmaxCrossEntropy', truth, output);
     this.readbacks++;
     let loss = 0;
     for (let i = 0; i < p.length; i++) {
@@ -367,8 +368,8 @@ export class ReferenceKernels implements Kernels {
     const dl = this.data('cost', delta);
     const p = this.data('cost', pred);
     const t = this.data('cost', truth);
-    sameSize('cost', dl, p);
-    sameSize('cost', t, p);
+    sameSize('cost', delta, pred);
+    sameSize('cost', truth, pred);
     if (type !== 'sse' && type !== 'L1' && type !== 'smooth') throw new Error(`cost: unknown cost type "${type}"`);
     this.readbacks++;
     let error = 0;
@@ -395,8 +396,8 @@ export class ReferenceKernels implements Kernels {
     const m = this.data('batchnormStats', mean);
     const v = this.data('batchnormStats', variance);
     const xs = this.data('batchnormStats', x);
-    checkChannels('batchnormStats', s, xs, m);
-    sameSize('batchnormStats', v, m);
+    checkChannels('batchnormStats', s, x, mean);
+    sameSize('batchnormStats', variance, mean);
     const count = s.batch * s.spatial;
     const sums = new Float64Array(s.channels);
     forEachChannel(s, (f, i) => { sums[f] += xs[i]; });
@@ -414,9 +415,9 @@ export class ReferenceKernels implements Kernels {
     const xs = this.data('normalize', x);
     const m = this.data('normalize', mean);
     const v = this.data('normalize', variance);
-    checkChannels('normalize', s, xs, m);
-    sameSize('normalize', v, m);
-    sameSize('normalize', o, xs);
+    checkChannels('normalize', s, x, mean);
+    sameSize('normalize', variance, mean);
+    sameSize('normalize', out, x);
     forEachChannel(s, (f, i) => { o[i] = (xs[i] - m[f]) / Math.sqrt(v[f] + eps); });
   }
 
@@ -426,9 +427,9 @@ export class ReferenceKernels implements Kernels {
     const g = this.data('batchnormBackward', dxhat);
     const xn = this.data('batchnormBackward', xNorm);
     const v = this.data('batchnormBackward', variance);
-    checkChannels('batchnormBackward', s, g, v);
-    sameSize('batchnormBackward', xn, g);
-    sameSize('batchnormBackward', o, g);
+    checkChannels('batchnormBackward', s, dxhat, variance);
+    sameSize('batchnormBackward', xNorm, dxhat);
+    sameSize('batchnormBackward', out, dxhat);
     const count = s.batch * s.spatial;
     const meanG = new Float64Array(s.channels); // mean(dxhat)
     const meanGX = new Float64Array(s.channels); // mean(dxhat * xNorm)
@@ -447,8 +448,8 @@ export class ReferenceKernels implements Kernels {
     const d = this.data('dropout', dst);
     const x = this.data('dropout', src);
     const r = this.data('dropout', rand);
-    sameSize('dropout', d, x);
-    sameSize('dropout', r, x);
+    sameSize('dropout', dst, src);
+    sameSize('dropout', rand, src);
     for (let i = 0; i < d.length; i++) {
       const v = r[i] < prob ? 0 : x[i] * scale;
       d[i] = accumulate ? d[i] + v : v;
@@ -458,16 +459,7 @@ export class ReferenceKernels implements Kernels {
   shortcut(out: Tensor, add: Tensor, s1: number, s2: number, s: ShortcutShape): void {
     const o = this.data('shortcut', out);
     const a = this.data('shortcut', add);
-    expectSize('shortcut', 'add', a, s.batch * s.c1 * s.h1 * s.w1);
-    expectSize('shortcut', 'out', o, s.batch * s.c2 * s.h2 * s.w2);
-    // darknet: one of the two is a positive integer ratio, the other clamps to 1
-    const stride = Math.trunc(s.w1 / s.w2);
-    const sample = Math.trunc(s.w2 / s.w1);
-    if (stride !== Math.trunc(s.h1 / s.h2) || sample !== Math.trunc(s.h2 / s.h1)) {
-      throw new Error(`shortcut: width ratio ${s.w1}/${s.w2} and height ratio ${s.h1}/${s.h2} differ`);
-    }
-    const st = Math.max(stride, 1);
-    const sa = Math.max(sample, 1);
+    const { stride: st, sample: sa } = checkShortcut(s, out, add);
     const minW = Math.min(s.w1, s.w2);
     const minH = Math.min(s.h1, s.h2);
     const minC = Math.min(s.c1, s.c2);
@@ -488,8 +480,8 @@ export class ReferenceKernels implements Kernels {
     const w = this.data('sgdUpdate', weights);
     const u = this.data('sgdUpdate', updates);
     const m = mask === null ? null : this.data('sgdUpdate', mask);
-    sameSize('sgdUpdate', u, w);
-    if (m) sameSize('sgdUpdate', m, w);
+    sameSize('sgdUpdate', updates, weights);
+    if (mask) sameSize('sgdUpdate', mask, weights);
     for (let i = 0; i < w.length; i++) {
       u[i] += -p.decay * p.batch * w[i];
       w[i] += (p.rate / p.batch) * u[i];
@@ -568,14 +560,6 @@ const GRADIENT: Record<Activation, (y: number) => number> = {
 
 // ---- helpers ----
 
-function sameSize(op: string, a: FloatArray, b: FloatArray): void {
-  if (a.length !== b.length) throw new Error(`${op}: tensor sizes differ (${a.length} and ${b.length})`);
-}
-
-function expectSize(op: string, name: string, t: FloatArray, size: number): void {
-  if (t.length !== size) throw new Error(`${op}: ${name} has ${t.length} values, the shape needs ${size}`);
-}
-
 /** Kernel taps k in [lo, hi) for which start + k lies in [0, extent). */
 function validTaps(start: number, size: number, extent: number): [number, number] {
   return [Math.max(0, -start), Math.min(size, extent - start)];
@@ -588,26 +572,6 @@ function validOutputs(k: number, pad: number, stride: number, extent: number, ou
   return [lo, Math.max(lo, hi)];
 }
 
-function checkConv(op: string, s: ConvShape, t: { out: FloatArray; input: FloatArray; weights: FloatArray }): void {
-  if (!(s.groups >= 1) || s.c % s.groups !== 0 || s.n % s.groups !== 0) {
-    throw new Error(`${op}: c (${s.c}) and n (${s.n}) must be multiples of groups (${s.groups})`);
-  }
-  if (!(s.stride >= 1) || !(s.size >= 1)) throw new Error(`${op}: size and stride must be at least 1`);
-  const outH = Math.trunc((s.h + 2 * s.pad - s.size) / s.stride) + 1;
-  const outW = Math.trunc((s.w + 2 * s.pad - s.size) / s.stride) + 1;
-  if (s.outH !== outH || s.outW !== outW) {
-    throw new Error(`${op}: outH x outW is ${s.outH} x ${s.outW}, the shape gives ${outH} x ${outW}`);
-  }
-  expectSize(op, 'input', t.input, s.batch * s.c * s.h * s.w);
-  expectSize(op, 'weights', t.weights, s.n * (s.c / s.groups) * s.size * s.size);
-  expectSize(op, 'output', t.out, s.batch * s.n * s.outH * s.outW);
-}
-
-function checkChannels(op: string, s: ChannelShape, x: FloatArray, perChannel?: FloatArray): void {
-  expectSize(op, 'x', x, s.batch * s.channels * s.spatial);
-  if (perChannel) expectSize(op, 'per-channel tensor', perChannel, s.channels);
-}
-
 /** Calls fn(channel, flat index) for every element of a `[batch, channels, spatial]` tensor. */
 function forEachChannel(s: ChannelShape, fn: (f: number, i: number) => void): void {
   for (let b = 0; b < s.batch; b++) {
@@ -616,17 +580,6 @@ function forEachChannel(s: ChannelShape, fn: (f: number, i: number) => void): vo
       for (let i = 0; i < s.spatial; i++) fn(f, base + i);
     }
   }
-}
-
-function checkPool(op: string, s: PoolShape, out: FloatArray, input: FloatArray): void {
-  if (!(s.stride >= 1) || !(s.size >= 1)) throw new Error(`${op}: size and stride must be at least 1`);
-  const outH = Math.trunc((s.h + s.padding - s.size) / s.stride) + 1;
-  const outW = Math.trunc((s.w + s.padding - s.size) / s.stride) + 1;
-  if (s.outH !== outH || s.outW !== outW) {
-    throw new Error(`${op}: outH x outW is ${s.outH} x ${s.outW}, the shape gives ${outH} x ${outW}`);
-  }
-  expectSize(op, 'input', input, s.batch * s.c * s.h * s.w);
-  expectSize(op, 'output', out, s.batch * s.c * s.outH * s.outW);
 }
 
 /**

@@ -6,6 +6,7 @@ import type {
   Kernels, PoolShape, SgdParams, ShortcutShape, Tensor,
 } from './types';
 import { ACTIVATIONS } from './types';
+import { checkChannels, checkConv, checkPool, checkShortcut, expectSize, sameSize } from './checks';
 import { WebAssemblyApi, type WasmMemory } from './wasm/api';
 import { CTRL_BYTES, WorkerPool } from './wasm/pool';
 
@@ -196,7 +197,7 @@ export class WasmSimdKernels implements Kernels {
     const o = this.t('convForward', out);
     const x = this.t('convForward', input);
     const w = this.t('convForward', weights);
-    checkConv('convForward', s, o, x, w);
+    checkConv('convForward', s, { out: o, input: x, weights: w }, true);
     const K = (s.c / s.groups) * s.size * s.size;
     const packed = this.workspace('packedWeights', s.groups * roundUp(s.n / s.groups, 4) * K);
     this.ex.packConvWeights(packed, w.ptr, s.n, s.groups, K);
@@ -207,7 +208,7 @@ export class WasmSimdKernels implements Kernels {
     const dw = this.t('convBackwardFilter', weightUpdates);
     const d = this.t('convBackwardFilter', delta);
     const x = this.t('convBackwardFilter', input);
-    checkConv('convBackwardFilter', s, d, x, dw);
+    checkConv('convBackwardFilter', s, { out: d, input: x, weights: dw }, true);
     const nt = this.jobThreads(convFlops(s));
     // threads past the first sum their images into private copies, added in afterwards
     const privStride = align(dw.size * 4);
@@ -221,7 +222,7 @@ export class WasmSimdKernels implements Kernels {
     const dx = this.t('convBackwardData', inputDelta);
     const d = this.t('convBackwardData', delta);
     const w = this.t('convBackwardData', weights);
-    checkConv('convBackwardData', s, d, dx, w);
+    checkConv('convBackwardData', s, { out: d, input: dx, weights: w }, true);
     const K = (s.c / s.groups) * s.size * s.size;
     const packed = this.workspace('packedWeightsT', s.groups * roundUp(K, 4) * (s.n / s.groups));
     this.ex.packConvWeightsT(packed, w.ptr, s.n, s.groups, K);
@@ -398,15 +399,8 @@ export class WasmSimdKernels implements Kernels {
   shortcut(out: Tensor, add: Tensor, s1: number, s2: number, s: ShortcutShape): void {
     const o = this.t('shortcut', out);
     const a = this.t('shortcut', add);
-    expectSize('shortcut', 'add', a, s.batch * s.c1 * s.h1 * s.w1);
-    expectSize('shortcut', 'out', o, s.batch * s.c2 * s.h2 * s.w2);
-    // darknet: one of the two is a positive integer ratio, the other clamps to 1
-    const stride = Math.trunc(s.w1 / s.w2);
-    const sample = Math.trunc(s.w2 / s.w1);
-    if (stride !== Math.trunc(s.h1 / s.h2) || sample !== Math.trunc(s.h2 / s.h1)) {
-      throw new Error(`shortcut: width ratio ${s.w1}/${s.w2} and height ratio ${s.h1}/${s.h2} differ`);
-    }
-    this.ex.shortcut(o.ptr, a.ptr, s1, s2, s.batch, s.w1, s.h1, s.c1, s.w2, s.h2, s.c2, Math.max(stride, 1), Math.max(sample, 1));
+    const { stride, sample } = checkShortcut(s, o, a);
+    this.ex.shortcut(o.ptr, a.ptr, s1, s2, s.batch, s.w1, s.h1, s.c1, s.w2, s.h2, s.c2, stride, sample);
   }
 
   sgdUpdate(weights: Tensor, updates: Tensor, mask: Tensor | null, p: SgdParams): void {
@@ -519,41 +513,3 @@ function convArgs(s: ConvShape): number[] {
   return [s.batch, s.c, s.h, s.w, s.n, s.groups, s.size, s.stride, s.pad, s.outH, s.outW];
 }
 
-function sameSize(op: string, a: Tensor, b: Tensor): void {
-  if (a.size !== b.size) throw new Error(`${op}: tensor sizes differ (${a.size} and ${b.size})`);
-}
-
-function expectSize(op: string, name: string, t: Tensor, size: number): void {
-  if (t.size !== size) throw new Error(`${op}: ${name} has ${t.size} values, the shape needs ${size}`);
-}
-
-function checkConv(op: string, s: ConvShape, out: Tensor, input: Tensor, weights: Tensor): void {
-  if (!(s.groups >= 1) || s.c % s.groups !== 0 || s.n % s.groups !== 0) {
-    throw new Error(`${op}: c (${s.c}) and n (${s.n}) must be multiples of groups (${s.groups})`);
-  }
-  if (!(s.stride >= 1) || !(s.size >= 1) || !(s.pad >= 0)) throw new Error(`${op}: size and stride must be at least 1, pad at least 0`);
-  const outH = Math.trunc((s.h + 2 * s.pad - s.size) / s.stride) + 1;
-  const outW = Math.trunc((s.w + 2 * s.pad - s.size) / s.stride) + 1;
-  if (s.outH !== outH || s.outW !== outW || outH < 1 || outW < 1) {
-    throw new Error(`${op}: outH x outW is ${s.outH} x ${s.outW}, the shape gives ${outH} x ${outW}`);
-  }
-  expectSize(op, 'input', input, s.batch * s.c * s.h * s.w);
-  expectSize(op, 'weights', weights, s.n * (s.c / s.groups) * s.size * s.size);
-  expectSize(op, 'output', out, s.batch * s.n * s.outH * s.outW);
-}
-
-function checkChannels(op: string, s: ChannelShape, x: Tensor, perChannel?: Tensor): void {
-  expectSize(op, 'x', x, s.batch * s.channels * s.spatial);
-  if (perChannel) expectSize(op, 'per-channel tensor', perChannel, s.channels);
-}
-
-function checkPool(op: string, s: PoolShape, out: Tensor, input: Tensor): void {
-  if (!(s.stride >= 1) || !(s.size >= 1)) throw new Error(`${op}: size and stride must be at least 1`);
-  const outH = Math.trunc((s.h + s.padding - s.size) / s.stride) + 1;
-  const outW = Math.trunc((s.w + s.padding - s.size) / s.stride) + 1;
-  if (s.outH !== outH || s.outW !== outW) {
-    throw new Error(`${op}: outH x outW is ${s.outH} x ${s.outW}, the shape gives ${outH} x ${outW}`);
-  }
-  expectSize(op, 'input', input, s.batch * s.c * s.h * s.w);
-  expectSize(op, 'output', out, s.batch * s.c * s.outH * s.outW);
-}

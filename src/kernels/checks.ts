@@ -1,0 +1,73 @@
+import type { ChannelShape, ConvShape, PoolShape, ShortcutShape, Tensor } from './types';
+
+/**
+ * The argument checks of the kernel seam, shared by every backend, so that a call whose
+ * tensors do not fit its shape fails the same way, with the same message, on each. A
+ * backend first makes sure the tensors are its own, then checks them here.
+ */
+
+export function sameSize(op: string, a: Tensor, b: Tensor): void {
+  if (a.size !== b.size) throw new Error(`${op}: tensor sizes differ (${a.size} and ${b.size})`);
+}
+
+export function expectSize(op: string, name: string, t: Tensor, size: number): void {
+  if (t.size !== size) throw new Error(`${op}: ${name} has ${t.size} values, the shape needs ${size}`);
+}
+
+/**
+ * groups divide c and n, outH x outW follow from the rest (C division, as darknet), and the
+ * tensors have the sizes the shape needs. `strict` (wasm-simd, whose loops address memory
+ * directly) also refuses a negative pad and an empty output.
+ */
+export function checkConv(
+  op: string, s: ConvShape, t: { out: Tensor; input: Tensor; weights: Tensor }, strict = false,
+): void {
+  if (!(s.groups >= 1) || s.c % s.groups !== 0 || s.n % s.groups !== 0) {
+    throw new Error(`${op}: c (${s.c}) and n (${s.n}) must be multiples of groups (${s.groups})`);
+  }
+  if (!(s.stride >= 1) || !(s.size >= 1) || (strict && !(s.pad >= 0))) {
+    throw new Error(`${op}: size and stride must be at least 1${strict ? ', pad at least 0' : ''}`);
+  }
+  const outH = Math.trunc((s.h + 2 * s.pad - s.size) / s.stride) + 1;
+  const outW = Math.trunc((s.w + 2 * s.pad - s.size) / s.stride) + 1;
+  if (s.outH !== outH || s.outW !== outW || (strict && (outH < 1 || outW < 1))) {
+    throw new Error(`${op}: outH x outW is ${s.outH} x ${s.outW}, the shape gives ${outH} x ${outW}`);
+  }
+  expectSize(op, 'input', t.input, s.batch * s.c * s.h * s.w);
+  expectSize(op, 'weights', t.weights, s.n * (s.c / s.groups) * s.size * s.size);
+  expectSize(op, 'output', t.out, s.batch * s.n * s.outH * s.outW);
+}
+
+/** `x` is `[batch, channels, spatial]`; `perChannel`, when given, is `[channels]`. */
+export function checkChannels(op: string, s: ChannelShape, x: Tensor, perChannel?: Tensor): void {
+  expectSize(op, 'x', x, s.batch * s.channels * s.spatial);
+  if (perChannel) expectSize(op, 'per-channel tensor', perChannel, s.channels);
+}
+
+/** outH x outW follow from the rest (darknet's maxpool formula); the tensors fit the shape. */
+export function checkPool(op: string, s: PoolShape, out: Tensor, input: Tensor): void {
+  if (!(s.stride >= 1) || !(s.size >= 1)) throw new Error(`${op}: size and stride must be at least 1`);
+  const outH = Math.trunc((s.h + s.padding - s.size) / s.stride) + 1;
+  const outW = Math.trunc((s.w + s.padding - s.size) / s.stride) + 1;
+  if (s.outH !== outH || s.outW !== outW) {
+    throw new Error(`${op}: outH x outW is ${s.outH} x ${s.outW}, the shape gives ${outH} x ${outW}`);
+  }
+  expectSize(op, 'input', input, s.batch * s.c * s.h * s.w);
+  expectSize(op, 'output', out, s.batch * s.c * s.outH * s.outW);
+}
+
+/**
+ * The tensors fit the shape, and width and height scale alike: returns darknet's stride
+ * (add is larger) and sample (out is larger), each at least 1.
+ */
+export function checkShortcut(s: ShortcutShape, out: Tensor, add: Tensor): { stride: number; sample: number } {
+  expectSize('shortcut', 'add', add, s.batch * s.c1 * s.h1 * s.w1);
+  expectSize('shortcut', 'out', out, s.batch * s.c2 * s.h2 * s.w2);
+  // darknet: one of the two is a positive integer ratio, the other clamps to 1
+  const stride = Math.trunc(s.w1 / s.w2);
+  const sample = Math.trunc(s.w2 / s.w1);
+  if (stride !== Math.trunc(s.h1 / s.h2) || sample !== Math.trunc(s.h2 / s.h1)) {
+    throw new Error(`shortcut: width ratio ${s.w1}/${s.w2} and height ratio ${s.h1}/${s.h2} differ`);
+  }
+  return { stride: Math.max(stride, 1), sample: Math.max(sample, 1) };
+}
