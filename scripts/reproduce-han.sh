@@ -16,14 +16,14 @@ run() {
   local start end
   start=$(date +%s)
   node bin/darknet-ts.js prune cfg/mnist.data "cfg/$net.cfg" "$dense/$net.weights" \
-    --mode sensitivity --layer-sparsity "$rates" --rounds 6 --retrain-batches 3000 --lr-scale 0.3 \
+    --mode sensitivity --layer-sparsity "$rates" --rounds 6 --retrain-batches 4000 --lr-scale 0.3 \
     --out "weights/han-$net" "$@"
   end=$(date +%s)
   echo "$net: recipe took $((end - start))s"
 }
 if [ "$which" = all ] || [ "$which" = lenet ]; then
-  run lenet conv1=0.34,conv2=0.88,fc1=0.93,fc2=0.81 "$@"
+  run lenet conv1=0.34,conv2=0.88,fc1=0.925,fc2=0.81 "$@"
 fi
 if [ "$which" = all ] || [ "$which" = lenet-300-100 ]; then
-  run lenet-300-100 fc1=0.925,fc2=0.91,fc3=0.74 "$@"
+  run lenet-300-100 fc1=0.92,fc2=0.91,fc3=0.74 "$@"
 fi
