@@ -114,7 +114,7 @@ function measure(k: Kernels, c: Case): number {
 async function main(): Promise<void> {
   const wanted = process.env.BENCH_BACKENDS?.split(',').map((s) => s.trim()) as BackendName[] | undefined;
   const names: BackendName[] = ['reference'];
-  for (const p of probeBackends(['cpu', 'webasm', 'headlessgl', 'webgpu'])) {
+  for (const p of probeBackends(['wasm-simd', 'cpu', 'webasm', 'headlessgl', 'webgpu'])) {
     if (wanted && !wanted.includes(p.name)) continue;
     if (p.ok) names.push(p.name);
     else console.log(`note: ${p.name} does not start here: ${p.reason}`);
