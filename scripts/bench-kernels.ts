@@ -7,10 +7,12 @@
  *   npm run build && node dist/scripts/bench-kernels.js      # cpu modes
  *   xvfb-run -a node dist/scripts/bench-kernels.js           # with headlessgl
  *
- * Environment: BENCH_BACKENDS=webasm,headlessgl limits the backends (the reference always runs).
+ * Environment: BENCH_BACKENDS=wasm-simd,webasm limits the backends (the reference always runs;
+ * wasm-simd also runs on one thread, as the wasm-simd-1t column).
  */
 import { createKernels, probeBackends } from '../src/kernels/backend';
-import type { BackendName, ConvShape, GemmShape, Kernels, Tensor } from '../src/kernels/types';
+import { WasmSimdKernels } from '../src/kernels/wasm-simd';
+import type { ConvShape, GemmShape, Kernels, Tensor } from '../src/kernels/types';
 import { mulberry32 } from '../src/random';
 
 const BATCH = 64;
@@ -85,7 +87,20 @@ function connectedCases(inputs: number, outputs: number): Case[] {
   ];
 }
 
+/** A square gemm, the usual yardstick of a CPU's matrix speed. */
+function squareGemm(n: number): Case {
+  return {
+    name: `gemm ${n}x${n}x${n} (yardstick)`,
+    flops: 2 * n * n * n,
+    setup: (k) => {
+      const [A, B, C] = [filled(k, n * n, 4), filled(k, n * n, 5), k.alloc(n * n)];
+      return () => k.gemm(C, A, B, { M: n, N: n, K: n, transA: false, transB: false, alpha: 1, beta: 0 });
+    },
+  };
+}
+
 const CASES: Case[] = [
+  squareGemm(512),
   ...convCases('conv1 1x28x28->20 5x5', conv(1, 28, 20, 5)),
   ...convCases('conv2 20x12x12->50 5x5', conv(20, 12, 50, 5)),
   ...connectedCases(800, 500),
@@ -112,17 +127,23 @@ function measure(k: Kernels, c: Case): number {
 }
 
 async function main(): Promise<void> {
-  const wanted = process.env.BENCH_BACKENDS?.split(',').map((s) => s.trim()) as BackendName[] | undefined;
-  const names: BackendName[] = ['reference'];
+  const wanted = process.env.BENCH_BACKENDS?.split(',').map((s) => s.trim());
+  // Columns: the reference, then each backend that starts; wasm-simd also on one thread.
+  const columns: Array<{ name: string; make: () => Promise<Kernels> }> = [{ name: 'reference', make: () => createKernels('reference') }];
   for (const p of probeBackends(['wasm-simd', 'cpu', 'webasm', 'headlessgl', 'webgpu'])) {
     if (wanted && !wanted.includes(p.name)) continue;
-    if (p.ok) names.push(p.name);
-    else console.log(`note: ${p.name} does not start here: ${p.reason}`);
+    if (!p.ok) {
+      console.log(`note: ${p.name} does not start here: ${p.reason}`);
+      continue;
+    }
+    columns.push({ name: p.name, make: () => createKernels(p.name) });
+    if (p.name === 'wasm-simd') columns.push({ name: 'wasm-simd-1t', make: () => WasmSimdKernels.create({ threads: 1 }) });
   }
-  const results = new Map<BackendName, number[]>();
+  const names = columns.map((c) => c.name);
+  const results = new Map<string, number[]>();
   const started = performance.now();
-  for (const name of names) {
-    const k = await createKernels(name);
+  for (const { name, make } of columns) {
+    const k = await make();
     console.log(`running ${k.description} ...`);
     results.set(name, CASES.map((c) => measure(k, c)));
     k.destroy();
