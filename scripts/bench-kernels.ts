@@ -13,7 +13,7 @@
 import { createKernels, probeBackends } from '../src/kernels/backend';
 import { WasmSimdKernels } from '../src/kernels/wasm-simd';
 import type { ConvShape, GemmShape, Kernels, Tensor } from '../src/kernels/types';
-import { mulberry32 } from '../src/random';
+import { mulberry32 } from '../src/engine/random';
 
 const BATCH = 64;
 /** Timed runs per cell stop at this many, or once this much time has been spent (at least MIN_RUNS). */
@@ -146,7 +146,7 @@ async function main(): Promise<void> {
     const k = await make();
     console.log(`running ${k.description} ...`);
     results.set(name, CASES.map((c) => measure(k, c)));
-    k.destroy();
+    k.dispose();
   }
 
   const nameWidth = Math.max(...CASES.map((c) => c.name.length));

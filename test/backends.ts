@@ -69,7 +69,7 @@ function describeOn(
     beforeAll(async () => {
       k = await create();
     });
-    afterAll(() => k?.destroy());
+    afterAll(() => k?.dispose());
     body(backend, () => {
       if (!k) throw new Error(`${title}: kernels not created`);
       return k;

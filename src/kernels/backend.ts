@@ -182,7 +182,7 @@ async function start(name: BackendName): Promise<Kernels> {
   }
   if (k.backend !== name) {
     const ran = k.description;
-    k.destroy();
+    k.dispose();
     throw new DarknetError(`backend '${name}' was asked for, but gpu.js ran ${ran}`);
   }
   return k;

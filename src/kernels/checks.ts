@@ -2,9 +2,32 @@ import type { ChannelShape, ConvShape, PoolShape, ShortcutShape, Tensor } from '
 
 /**
  * The argument checks of the kernel seam, shared by every backend, so that a call whose
- * tensors do not fit its shape fails the same way, with the same message, on each. A
- * backend first makes sure the tensors are its own, then checks them here.
+ * tensors do not fit its shape, or were freed, fails the same way, with the same message,
+ * on each. A backend first makes sure the tensors are its own, then checks them here.
  */
+
+// ---- lifetimes ----
+
+/** Every tensor given to `free`, on any backend (weak: a dropped handle is collected). */
+const freed = new WeakSet<Tensor>();
+
+/** Refuses a tensor that was freed. Every op checks each tensor it is given. */
+export function expectLive(op: string, t: Tensor): void {
+  if (freed.has(t)) throw new Error(`${op}: this tensor (${t.size} values) was freed; alloc another`);
+}
+
+/** Records `t` as freed, refusing a second free; the backend then gives back its storage. */
+export function markFreed(t: Tensor): void {
+  if (freed.has(t)) throw new Error(`free: this tensor (${t.size} values) was freed already (a double free)`);
+  freed.add(t);
+}
+
+/** Refuses any op but `free` and `dispose` on a disposed backend. */
+export function expectNotDisposed(op: string, backend: string, disposed: boolean): void {
+  if (disposed) throw new Error(`${op}: the ${backend} backend was disposed; create another`);
+}
+
+// ---- sizes and shapes ----
 
 export function sameSize(op: string, a: Tensor, b: Tensor): void {
   if (a.size !== b.size) throw new Error(`${op}: tensor sizes differ (${a.size} and ${b.size})`);

@@ -2,7 +2,9 @@ import type {
   Activation, BackendName, ChannelShape, ConvShape, CostType, FloatArray, GemmShape, KernelStats,
   Kernels, PoolShape, SgdParams, ShortcutShape, Tensor,
 } from './types';
-import { checkChannels, checkConv, checkPool, checkShortcut, expectSize, sameSize } from './checks';
+import {
+  checkChannels, checkConv, checkPool, checkShortcut, expectLive, expectNotDisposed, expectSize, markFreed, sameSize,
+} from './checks';
 
 /**
  * The plain TypeScript implementation of the kernel seam: the independent check every
@@ -22,10 +24,11 @@ import { checkChannels, checkConv, checkPool, checkShortcut, expectSize, sameSiz
 const NEG_FLT_MAX = -3.4028234663852886e38;
 
 class ReferenceTensor implements Tensor {
-  constructor(readonly data: FloatArray) {}
+  readonly size: number;
 
-  get size(): number {
-    return this.data.length;
+  /** `data` is emptied by free, so a kept handle holds no storage */
+  constructor(public data: FloatArray) {
+    this.size = data.length;
   }
 }
 
@@ -34,6 +37,7 @@ export class ReferenceKernels implements Kernels {
   readonly description: string;
   private readonly float64: boolean;
   private readbacks = 0;
+  private disposed = false;
 
   constructor(options: { float64?: boolean } = {}) {
     this.float64 = options.float64 ?? false;
@@ -43,8 +47,15 @@ export class ReferenceKernels implements Kernels {
   // ---- storage ----
 
   alloc(size: number): Tensor {
+    expectNotDisposed('alloc', this.backend, this.disposed);
     if (!Number.isInteger(size) || size < 0) throw new Error(`alloc: size must be a non-negative integer, got ${size}`);
     return new ReferenceTensor(this.float64 ? new Float64Array(size) : new Float32Array(size));
+  }
+
+  free(t: Tensor): void {
+    if (!(t instanceof ReferenceTensor)) throw new Error('free: not a reference tensor');
+    markFreed(t);
+    t.data = t.data instanceof Float64Array ? new Float64Array(0) : new Float32Array(0);
   }
 
   upload(dst: Tensor, src: ArrayLike<number>): void {
@@ -499,13 +510,17 @@ export class ReferenceKernels implements Kernels {
     return { compiled: 0, readbacks: this.readbacks };
   }
 
-  destroy(): void {
-    // nothing to release: tensors are garbage-collected arrays
+  dispose(): void {
+    // nothing to release (tensors are garbage-collected arrays); refused from now on, as on every backend
+    this.disposed = true;
   }
 
-  /** The storage of a tensor made by this backend, with its precision. */
+
+  /** The storage of a live tensor made by this backend, with its precision. */
   private data(op: string, t: Tensor): FloatArray {
     if (!(t instanceof ReferenceTensor)) throw new Error(`${op}: not a reference tensor`);
+    expectNotDisposed(op, this.backend, this.disposed);
+    expectLive(op, t);
     if ((t.data instanceof Float64Array) !== this.float64) {
       throw new Error(`${op}: tensor precision differs from this backend's (${this.description})`);
     }

@@ -5,6 +5,11 @@
  * Conventions, shared by every implementation:
  * - Buffers are opaque `Tensor` handles made by `alloc`; a backend owns their storage
  *   (a Float32Array, a Float64Array, or a GPU texture) and may rebind it on every call.
+ * - Lifetimes are explicit: `free` gives a tensor's storage back (a freed tensor is
+ *   refused by every op, and by a second `free`), `dispose` gives back the whole backend.
+ *   A process that builds and drops many networks frees each one's tensors, so its
+ *   memory stays flat: the garbage collector cannot reclaim a tensor inside a backend's
+ *   WebAssembly memory, nor a GL texture.
  * - Destination first, then inputs, then sizes (llm.c's order). "+=" in a doc comment
  *   means the op accumulates into its destination; "=" means it overwrites it.
  * - Images are channel-planar, darknet's layout: `[batch, c, h, w]`, flat.
@@ -129,8 +134,20 @@ export interface Kernels {
   /** a one-line description, e.g. "webasm (gpu.js WebAssemblyKernel)" */
   readonly description: string;
 
-  /** A zero-filled tensor of `size` floats. */
+  /** A zero-filled tensor of `size` floats (also when it reuses freed storage). */
   alloc(size: number): Tensor;
+  /**
+   * Gives back the storage of `t`, made by this backend's `alloc`, for later allocs to
+   * reuse. Every later use of `t`, a second free included, throws "... was freed".
+   * NOTE: freeing after `dispose` is allowed (the storage went with the backend), so
+   * networks and their backend can be dropped in either order.
+   *
+   * @example
+   *   const t = k.alloc(784);
+   *   k.free(t);
+   *   k.read(t); // throws: read: this tensor (784 values) was freed
+   */
+  free(t: Tensor): void;
   /** dst = src (host values; src.length must equal dst.size). */
   upload(dst: Tensor, src: ArrayLike<number>): void;
   /** A host copy of the tensor's values. */
@@ -233,6 +250,10 @@ export interface Kernels {
 
   /** What this backend has done so far. */
   stats(): KernelStats;
-  /** Release every resource (GPU context, textures). */
-  destroy(): void;
+  /**
+   * Gives back the whole backend: worker threads terminated, GL textures and context
+   * released. Afterwards `alloc` and every op on tensors throw "... was disposed"; `free`
+   * does not, and a second `dispose` does nothing.
+   */
+  dispose(): void;
 }

@@ -6,8 +6,11 @@ import type {
   Kernels, PoolShape, SgdParams, ShortcutShape, Tensor,
 } from './types';
 import { ACTIVATIONS } from './types';
-import { checkChannels, checkConv, checkPool, checkShortcut, expectSize, sameSize } from './checks';
+import {
+  checkChannels, checkConv, checkPool, checkShortcut, expectLive, expectNotDisposed, expectSize, markFreed, sameSize,
+} from './checks';
 import { WebAssemblyApi, type WasmMemory } from './wasm/api';
+import { align, Heap, type HeapStats } from './wasm/heap';
 import { CTRL_BYTES, WorkerPool } from './wasm/pool';
 
 /**
@@ -18,9 +21,12 @@ import { CTRL_BYTES, WorkerPool } from './wasm/pool';
  * worker threads that instantiate the same module over the same memory. The ops are
  * synchronous: the main thread does its share of a job and waits for the others.
  *
- * Memory is a bump allocator that never frees (the seam has no free); workspaces (packed
- * weights, im2col columns, per-thread gemm scratch) are allocated once and grow only when
- * a larger shape asks, so a training loop allocates nothing after its first batch.
+ * Memory is a best-fit allocator with a coalescing free list (./wasm/heap.ts): `free`
+ * gives a tensor's block back and later allocs reuse it, so building and dropping many
+ * networks does not grow the memory (which can never shrink). Workspaces (packed weights,
+ * im2col columns, per-thread gemm scratch) are allocated once and grow only when a larger
+ * shape asks (the smaller block is freed), so a training loop allocates nothing after its
+ * first batch.
  *
  * @example
  *   const k = await WasmSimdKernels.create({ threads: 2 });
@@ -28,7 +34,8 @@ import { CTRL_BYTES, WorkerPool } from './wasm/pool';
  *   k.upload(x, [-1, 0, 1, 2]);
  *   k.activate(x, x, 'leaky');
  *   k.read(x); // Float32Array [-0.1, 0, 1, 2]
- *   k.destroy(); // stops the worker threads
+ *   k.free(x);    // its block is reused by the next alloc that fits
+ *   k.dispose();  // terminates the worker threads
  */
 
 export interface WasmSimdOptions {
@@ -55,8 +62,6 @@ const CONV_BACKWARD_FILTER = 3;
 /** Jobs with fewer flops than this run on the main thread alone (a dispatch costs ~10-50 us). */
 export const PARALLEL_FLOPS = 4e6;
 const PAGE = 65536;
-/** Tensor alignment in bytes (a cache line). */
-const ALIGN = 64;
 const COST_TYPES: Record<CostType, number> = { sse: 0, L1: 1, smooth: 2 };
 
 type Fn = (...args: number[]) => number;
@@ -76,25 +81,25 @@ export class WasmSimdKernels implements Kernels {
   readonly backend: BackendName = 'wasm-simd';
   readonly description: string;
   readonly threads: number;
+  /** a view of the whole memory, renewed when it grows */
   private f32: Float32Array;
-  /** next free byte */
-  private top: number;
+  private readonly heap: Heap;
   private readonly scratch: number;
   private readonly scratchStride: number;
   private readonly workspaces = new Map<string, { ptr: number; floats: number }>();
   private readbacks = 0;
-  private destroyed = false;
+  private disposed = false;
 
   private constructor(
     private readonly memory: WasmMemory,
     private readonly ex: Exports,
     private readonly pool: WorkerPool,
-    top: number,
+    heapBase: number,
   ) {
     this.threads = pool.threads;
     this.description = `wasm-simd (AssemblyScript f32x4, 4x8 gemm tile, ${this.threads} thread${this.threads > 1 ? 's' : ''})`;
     this.f32 = new Float32Array(memory.buffer);
-    this.top = top;
+    this.heap = new Heap(memory, heapBase);
     this.scratchStride = align(ex.scratchFloats() * 4);
     this.scratch = this.allocBytes(this.scratchStride * this.threads);
   }
@@ -121,9 +126,16 @@ export class WasmSimdKernels implements Kernels {
   // ---- storage ----
 
   alloc(size: number): Tensor {
+    expectNotDisposed('alloc', this.backend, this.disposed);
     if (!Number.isInteger(size) || size < 0) throw new Error(`alloc: size must be a non-negative integer, got ${size}`);
-    // NOTE: no fill: the allocator never reuses memory, and fresh wasm memory is zero
     return new WasmTensor(size, this.allocBytes(size * 4), this);
+  }
+
+  free(t: Tensor): void {
+    if (!(t instanceof WasmTensor) || t.owner !== this) throw new Error('free: not a tensor of this wasm-simd backend');
+    markFreed(t);
+    // after dispose the memory went with the backend; nothing is left to give back
+    if (!this.disposed) this.heap.free(t.ptr);
   }
 
   upload(dst: Tensor, src: ArrayLike<number>): void {
@@ -422,19 +434,35 @@ export class WasmSimdKernels implements Kernels {
     return this.pool.stats();
   }
 
-  destroy(): void {
-    if (this.destroyed) return;
-    this.destroyed = true;
-    this.pool.destroy();
+  /** The memory's size and how the allocator uses it (see ./wasm/heap.ts), in bytes. */
+  memoryStats(): HeapStats {
+    return this.heap.stats();
+  }
+
+  /** Worker threads not yet exited: threads - 1 while running, 0 soon after dispose. */
+  liveWorkers(): number {
+    return this.pool.liveWorkers();
+  }
+
+  /**
+   * Terminates the worker threads and refuses further use. NOTE: JavaScript cannot free a
+   * WebAssembly.Memory; it goes with the last reference to this backend and its tensors.
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.pool.dispose();
     this.workspaces.clear();
   }
 
+
   // ---- internals ----
 
-  /** A tensor made by this backend. */
+  /** A live tensor made by this backend. */
   private t(op: string, tensor: Tensor): WasmTensor {
     if (!(tensor instanceof WasmTensor) || tensor.owner !== this) throw new Error(`${op}: not a tensor of this wasm-simd backend`);
-    if (this.destroyed) throw new Error(`${op}: the wasm-simd backend was destroyed`);
+    expectNotDisposed(op, this.backend, this.disposed);
+    expectLive(op, tensor);
     return tensor;
   }
 
@@ -453,27 +481,17 @@ export class WasmSimdKernels implements Kernels {
   private workspace(purpose: string, floats: number): number {
     const cached = this.workspaces.get(purpose);
     if (cached && cached.floats >= floats) return cached.ptr;
+    if (cached) this.heap.free(cached.ptr);
     const ws = { ptr: this.allocBytes(floats * 4), floats };
     this.workspaces.set(purpose, ws);
     return ws.ptr;
   }
 
-  /** `bytes` fresh (zero) bytes, ALIGN-aligned; grows the memory as needed. */
+  /** `bytes` zero bytes from the heap, which grows the memory as needed. */
   private allocBytes(bytes: number): number {
-    const ptr = this.top;
-    const end = align(ptr + bytes);
-    const have = this.memory.buffer.byteLength;
-    if (end > have) {
-      const pages = Math.ceil((end - have) / PAGE);
-      try {
-        this.memory.grow(pages);
-      } catch {
-        throw new Error(`wasm-simd: out of memory allocating ${bytes} bytes (${have / 2 ** 20} MiB in use; raise maxMemoryMiB)`);
-      }
-      // NOTE: a grown shared memory has a new, longer buffer; views of the old one stop short
-      this.f32 = new Float32Array(this.memory.buffer);
-    }
-    this.top = end;
+    const ptr = this.heap.alloc(bytes);
+    // NOTE: a grown shared memory has a new, longer buffer; views of the old one stop short
+    if (this.f32.byteLength < this.memory.buffer.byteLength) this.f32 = new Float32Array(this.memory.buffer);
     return ptr;
   }
 }
@@ -489,10 +507,6 @@ export function locateWasm(): string {
   const found = candidates.find((p) => fs.existsSync(p));
   if (!found) throw new Error(`wasm-simd: no compiled module at ${candidates.join(' or ')}; run \`npm run build:wasm\``);
   return found;
-}
-
-function align(bytes: number): number {
-  return Math.ceil(bytes / ALIGN) * ALIGN;
 }
 
 function roundUp(x: number, m: number): number {

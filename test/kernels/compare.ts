@@ -12,7 +12,7 @@
  */
 import { ReferenceKernels } from '../../src/kernels/reference';
 import type { ConvShape, FloatArray, Kernels, PoolShape, Tensor } from '../../src/kernels/types';
-import { mulberry32 } from '../../src/random';
+import { mulberry32 } from '../../src/engine/random';
 
 export const EXACT = 0;
 export const ELEM = 1e-5;
@@ -77,6 +77,22 @@ export const CONV_SHAPES: Record<string, ConvShape> = {
   'K = 325 > KC, 13x17x15 -> 22 5x5 pad 2, batch 5': conv({ batch: 5, c: 13, h: 17, w: 15, n: 22, groups: 1, size: 5, stride: 1, pad: 2 }),
   'groups 2, stride 2, pad 1, 16x31x29 -> 14 3x3, batch 9': conv({ batch: 9, c: 16, h: 31, w: 29, n: 14, groups: 2, size: 3, stride: 2, pad: 1 }),
 };
+
+/**
+ * The tensors LeNet-5 on MNIST (1x28x28) allocates at batch 8, in floats: per layer its
+ * weights and their updates, biases and theirs, output and delta; then the input and the
+ * truth. About 4.8 MB of float32: a network-sized set for the alloc/free tests.
+ */
+export const LENET_TENSORS: number[] = [
+  500, 500, 20, 20, 92160, 92160, // conv 20 5x5: output [8, 20, 24, 24]
+  23040, 23040, // maxpool 2x2 / 2: [8, 20, 12, 12]
+  25000, 25000, 50, 50, 25600, 25600, // conv 50 5x5: [8, 50, 8, 8]
+  6400, 6400, // maxpool 2x2 / 2: [8, 50, 4, 4]
+  400000, 400000, 500, 500, 4000, 4000, // connected 800 -> 500
+  5000, 5000, 10, 10, 80, 80, // connected 500 -> 10
+  80, 80, // softmax
+  6272, 80, // input [8, 784], truth [8, 10]
+];
 
 export interface Pair {
   /** on the backend under test */

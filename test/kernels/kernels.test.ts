@@ -520,6 +520,6 @@ describe('choosing a backend', () => {
     const k = await createKernels('auto');
     // wasm-simd starts wherever the module was built, and comes before software GL
     expect(k.backend).toBe('wasm-simd');
-    k.destroy();
+    k.dispose();
   });
 });

@@ -11,7 +11,7 @@
 import { ReferenceKernels } from '../../src/kernels/reference';
 import { ACTIVATIONS } from '../../src/kernels/types';
 import type { Activation, ChannelShape, ConvShape, GemmShape, PoolShape, Tensor } from '../../src/kernels/types';
-import { mulberry32 } from '../../src/random';
+import { mulberry32 } from '../../src/engine/random';
 
 const FD_TOL = 1e-6;
 const FD_H = 1e-5;

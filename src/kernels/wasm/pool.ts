@@ -20,9 +20,13 @@ import type { WasmExports, WasmMemory, WasmModule } from './api';
  * Both sides poll briefly before sleeping in Atomics.wait (a wake-up through the kernel
  * costs tens of microseconds).
  *
+ * Workers are unref()ed: they never keep a process alive, so one that forgets `dispose`
+ * still exits. `dispose` terminates them.
+ *
  * @example
  *   const pool = await WorkerPool.start(module, memory, ctrlOffset, 2, ['gemmJob'], exports);
  *   pool.run(0, [nt, transA, transB, M, ...]); // gemmJob(tid, counter, nt, ...) on every thread
+ *   pool.dispose();
  */
 
 /** Int32 slots of the control block (CTRL_BYTES long, 8-byte aligned). */
@@ -94,6 +98,8 @@ export class WorkerPool {
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
   private stopped = false;
+  /** workers whose thread has not exited yet */
+  private running: number;
   private generation = 0;
   /** jobs dispatched to the workers */
   private jobs = 0;
@@ -113,6 +119,8 @@ export class WorkerPool {
   ) {
     this.i32 = new Int32Array(memory.buffer, ctrl, ARGS_AT / 4);
     this.f64 = new Float64Array(memory.buffer, ctrl + ARGS_AT, MAX_ARGS);
+    this.running = workers.length;
+    for (const w of workers) w.once('exit', () => this.running--);
   }
 
   /** Threads in all, the main one included. */
@@ -143,7 +151,7 @@ export class WorkerPool {
         workerData: { module, memory, ctrl, tid, names, errors: port2 },
         transferList: [port2],
       });
-      // NOTE: unref'd, so a process that forgets destroy() still exits
+      // NOTE: unref'd, so a process that forgets dispose() still exits
       worker.unref();
       port1.unref();
       workers.push(worker);
@@ -170,7 +178,7 @@ export class WorkerPool {
    * main thread runs it (for jobs too small to be worth a wake-up).
    */
   run(fn: number, args: number[], alone = false): void {
-    if (this.stopped) throw new Error('wasm-simd: the worker pool was destroyed');
+    if (this.stopped) throw new Error('wasm-simd: the worker pool was disposed');
     if (args.length > MAX_ARGS) throw new Error(`wasm-simd: ${args.length} arguments, at most ${MAX_ARGS}`);
     const { i32, f64 } = this;
     const counter = this.ctrl + COUNTER * 4;
@@ -215,8 +223,13 @@ export class WorkerPool {
     return { jobs: this.jobs, workerUnits: Atomics.load(this.i32, WORKER_UNITS) };
   }
 
-  /** Stops and terminates the workers. */
-  destroy(): void {
+  /** Workers whose thread is still running (it exits soon after `dispose`). */
+  liveWorkers(): number {
+    return this.running;
+  }
+
+  /** Stops and terminates the workers (liveWorkers() reaches 0 once their threads exit). */
+  dispose(): void {
     if (this.stopped) return;
     this.stopped = true;
     if (this.workers.length === 0) return;
