@@ -1,4 +1,12 @@
-import { fileError } from './errors';
+import { excerpt, fileError } from '../errors';
+
+const INT_MIN = -(2 ** 31);
+const INT_MAX = 2 ** 31 - 1;
+
+/** `'key=value'` for an error, the value cut to a short excerpt. */
+function quote(key: string, value: string): string {
+  return `'${excerpt(`${key}=${value}`)}'`;
+}
 
 /** One `key=value` line of a cfg section, with where it came from. */
 export interface OptionLine {
@@ -58,6 +66,19 @@ export class Options {
     return this.raw(key) ?? fallback;
   }
 
+  /**
+   * One of a fixed set of names (policy, activation, cost type); anything else is an error
+   * that lists them and quotes only an excerpt of what was given.
+   * @example const policy = o.choice('policy', 'constant', POLICIES); // "unknown policy 'cosine'; known: constant, step, ..."
+   */
+  choice<T extends string>(key: string, fallback: T, allowed: readonly T[]): T {
+    const v = this.str(key, fallback);
+    if (!(allowed as readonly string[]).includes(v)) {
+      throw this.error(`unknown ${key} '${excerpt(v)}'; known: ${allowed.join(', ')}`, key);
+    }
+    return v as T;
+  }
+
   /** A string that must be present. */
   required(key: string): string {
     const v = this.raw(key);
@@ -65,18 +86,21 @@ export class Options {
     return v;
   }
 
+  /**
+   * An integer in C's `int` range, as darknet's atoi reads it; a value outside that range
+   * would wrap in darknet and is an error here.
+   */
   int(key: string, fallback: number): number {
     const v = this.raw(key);
     if (v === undefined) return fallback;
-    if (!/^[+-]?\d+$/.test(v)) throw this.error(`'${key}=${v}' is not an integer`, key);
-    return parseInt(v, 10);
+    return this.toInt(key, v, v, 'an integer');
   }
 
   float(key: string, fallback: number): number {
     const v = this.raw(key);
     if (v === undefined) return fallback;
     const x = Number(v);
-    if (v === '' || !Number.isFinite(x)) throw this.error(`'${key}=${v}' is not a number`, key);
+    if (v === '' || !Number.isFinite(x)) throw this.error(`${quote(key, v)} is not a number`, key);
     return x;
   }
 
@@ -84,10 +108,7 @@ export class Options {
   intList(key: string): number[] | undefined {
     const v = this.raw(key);
     if (v === undefined) return undefined;
-    return v.split(',').map((s) => {
-      if (!/^[+-]?\d+$/.test(s)) throw this.error(`'${key}=${v}' is not a list of integers`, key);
-      return parseInt(s, 10);
-    });
+    return v.split(',').map((s) => this.toInt(key, s, v, 'a list of integers'));
   }
 
   floatList(key: string): number[] | undefined {
@@ -95,7 +116,7 @@ export class Options {
     if (v === undefined) return undefined;
     return v.split(',').map((s) => {
       const x = Number(s);
-      if (s === '' || !Number.isFinite(x)) throw this.error(`'${key}=${v}' is not a list of numbers`, key);
+      if (s === '' || !Number.isFinite(x)) throw this.error(`${quote(key, v)} is not a list of numbers`, key);
       return x;
     });
   }
@@ -113,6 +134,16 @@ export class Options {
       seen.add(l.key);
       return dup || !this.used.has(l.key);
     });
+  }
+
+  /** One integer `text` of `key=value`, or an error saying the value is not `what`. */
+  private toInt(key: string, text: string, value: string, what: string): number {
+    if (!/^[+-]?\d+$/.test(text)) throw this.error(`${quote(key, value)} is not ${what}`, key);
+    const x = parseInt(text, 10);
+    if (x < INT_MIN || x > INT_MAX) {
+      throw this.error(`${quote(key, value)} is out of range: darknet reads an int (${INT_MIN} to ${INT_MAX})`, key);
+    }
+    return x;
   }
 
   /** An error pointing at a key's line (or the section header). */

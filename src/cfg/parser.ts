@@ -1,8 +1,9 @@
 import { readFileSync } from 'fs';
 import type { NetConfig, NetworkSpec, Policy } from './config';
-import { fileError } from './errors';
-import type { CommonSpec, LayerSpec, ParseContext } from './layer';
-import { SECTIONS } from './layers';
+import { CONTROL_CHARACTER, excerpt, fileError } from '../errors';
+import type { CommonSpec, LayerSpec, ParseContext } from '../engine/layer';
+import { SECTIONS } from '../layers';
+import { layerArrays, MAX_ARRAY_FLOATS } from './memory';
 import { OptionLine, Options } from './options';
 
 /**
@@ -50,7 +51,7 @@ export function parseCfg(text: string, file: string): NetworkSpec {
 
   const [first, ...rest] = sections;
   if (!NET_NAMES.includes(first.name)) {
-    throw fileError(file, first.line, `first section must be [net] or [network], not [${first.name}]`);
+    throw fileError(file, first.line, `first section must be [net] or [network], not [${excerpt(first.name)}]`);
   }
   if (rest.length === 0) throw fileError(file, first.line, 'no layers after [net]');
 
@@ -73,27 +74,33 @@ export function parseCfg(text: string, file: string): NetworkSpec {
 /** darknet's read_cfg, strict: what darknet skips with a message is an error here. */
 function readSections(text: string, file: string): Section[] {
   const sections: Section[] = [];
-  const lines = text.split('\n');
+  // NOTE: darknet splits on \n only, so a CR-only file is one long line to it; we read
+  // CRLF, CR-only and LF files alike, a friendlier reading of the same text.
+  const lines = text.split(/\r\n|\r|\n/);
   for (let i = 0; i < lines.length; i++) {
     const line = i + 1;
     // NOTE: darknet's strip() removes every space and tab inside the line, not only at its
-    // ends: `filters = 2 0` is filters=20. We also remove \r (CRLF files) and other spaces.
+    // ends: `filters = 2 0` is filters=20. We also remove other spaces (\v, \f, a BOM).
     const s = lines[i].replace(/\s+/g, '');
     if (s === '' || s[0] === '#' || s[0] === ';') continue;
+    const control = CONTROL_CHARACTER.exec(s);
+    if (control) {
+      throw fileError(file, line, `control character ${excerpt(control[0])} in '${excerpt(s)}': is this a binary file?`);
+    }
 
     if (s[0] === '[') {
       const close = s.indexOf(']');
-      if (close < 0) throw fileError(file, line, `unterminated section header '${s}'`);
-      if (close !== s.length - 1) throw fileError(file, line, `malformed section header '${s}' (text after ']')`);
+      if (close < 0) throw fileError(file, line, `unterminated section header '${excerpt(s)}'`);
+      if (close !== s.length - 1) throw fileError(file, line, `malformed section header '${excerpt(s)}' (text after ']')`);
       sections.push({ name: s.slice(1, -1), line, options: [] });
       continue;
     }
 
     const current = sections[sections.length - 1];
-    if (!current) throw fileError(file, line, `malformed line '${s}' (an option before any [section])`);
+    if (!current) throw fileError(file, line, `malformed line '${excerpt(s)}' (an option before any [section])`);
     const eq = s.indexOf('=');
     // darknet's read_option also refuses an empty value ("could parse").
-    if (eq <= 0 || eq === s.length - 1) throw fileError(file, line, `malformed line '${s}' (expected key=value)`);
+    if (eq <= 0 || eq === s.length - 1) throw fileError(file, line, `malformed line '${excerpt(s)}' (expected key=value)`);
     current.options.push({ key: s.slice(0, eq), value: s.slice(eq + 1), line });
   }
   return sections;
@@ -119,6 +126,11 @@ function parseNet(o: Options): NetConfig {
   if (!inputs && !(h && w && c)) throw o.error('no input size: give height, width and channels (or inputs)');
   if (h && w && c && inputs !== h * w * c) {
     throw o.error(`inputs=${inputs} does not match height*width*channels = ${h * w * c}`, 'inputs');
+  }
+  const inputFloats = (batch / subdivisions) * inputs;
+  if (inputFloats > MAX_ARRAY_FLOATS) {
+    throw o.error(`the input (batch ${batch / subdivisions} x ${inputs} values) would hold ${floats(inputFloats)} floats: `
+      + `one array holds at most ${MAX_ARRAY_FLOATS}`);
   }
 
   const net: NetConfig = {
@@ -182,13 +194,9 @@ function parseNet(o: Options): NetConfig {
 }
 
 function parsePolicy(o: Options): Policy {
-  const p = o.str('policy', 'constant');
   // NOTE: darknet prints "Couldn't find policy" and trains with constant; a typo there
   // silently changes training, so here it is an error.
-  if (!(POLICIES as readonly string[]).includes(p)) {
-    throw o.error(`unknown policy '${p}'; known: ${POLICIES.join(', ')}`, 'policy');
-  }
-  return p as Policy;
+  return o.choice('policy', 'constant', POLICIES);
 }
 
 function nonNegative(o: Options, key: string, fallback: number): number {
@@ -208,7 +216,7 @@ function parseLayer(
   const def = SECTIONS.get(s.name);
   if (!def) {
     if (NET_NAMES.includes(s.name)) throw fileError(file, s.line, `[${s.name}] may only be the first section`);
-    throw fileError(file, s.line, `unknown section [${s.name}]; known: ${[...SECTIONS.keys()].join(', ')}`);
+    throw fileError(file, s.line, `unknown section [${excerpt(s.name)}]; known: ${[...SECTIONS.keys()].join(', ')}`);
   }
   const o = new Options(file, s.name, s.line, s.options);
   // NOTE: darknet reads these after the layer's own keys; none of them affects a shape.
@@ -228,12 +236,47 @@ function parseLayer(
       `[${s.name}] (layer ${ctx.index}) has no output: ${spec.outW} x ${spec.outH} x ${spec.outC} = ${spec.outputs}`,
     );
   }
+  const impossible = impossibleSize(spec);
+  if (impossible) throw fileError(file, s.line, `[${s.name}] (layer ${ctx.index}) ${impossible}`);
   return { spec, unused: unusedWarnings(o) };
+}
+
+/**
+ * Why a layer's tensors cannot exist, or undefined: a shape that is not a whole number
+ * (or not positive where it must be), or an array of more floats than one array can hold.
+ * Whether the whole network fits in memory is memory.ts's checkNetworkBudget.
+ */
+function impossibleSize(l: LayerSpec): string | undefined {
+  const whole = (x: number) => Number.isSafeInteger(x) && x >= 0;
+  // h, w, c are 0 for a flat (non-image) input or output
+  const shapes: [string, number, boolean][] = [
+    ['batch', l.batch, true], ['inputs', l.inputs, true], ['outputs', l.outputs, true],
+    ['h', l.h, false], ['w', l.w, false], ['c', l.c, false],
+    ['out_h', l.outH, false], ['out_w', l.outW, false], ['out_c', l.outC, false],
+    ...l.params.map((p): [string, number, boolean] => [p.name, p.size, true]),
+  ];
+  for (const [name, x, positive] of shapes) {
+    if (!whole(x) || (positive && x === 0)) {
+      return `has ${name} = ${x}: it must be a ${positive ? 'positive' : 'non-negative'} whole number`;
+    }
+  }
+  for (const a of layerArrays(l)) {
+    if (!(a.floats <= MAX_ARRAY_FLOATS)) {
+      return `would need ${a.name} of ${floats(a.floats)} floats (batch ${l.batch}, ${l.inputs} inputs, ${l.outputs} outputs): `
+        + `one array holds at most ${MAX_ARRAY_FLOATS}`;
+    }
+  }
+  return undefined;
+}
+
+/** A float count for a message: exact when it is, else like `4.00e+15`. */
+function floats(n: number): string {
+  return Number.isSafeInteger(n) ? String(n) : n.toExponential(2);
 }
 
 /** darknet's option_unused ("Unused field"), one `file:line:` warning per key. */
 function unusedWarnings(o: Options): string[] {
-  return o.unused().map((l) => `${o.file}:${l.line}: unused field '${l.key}' in [${o.section}]`);
+  return o.unused().map((l) => `${o.file}:${l.line}: unused field '${excerpt(l.key)}' in [${o.section}]`);
 }
 
 function describeFsError(e: unknown): string {
@@ -241,5 +284,5 @@ function describeFsError(e: unknown): string {
   if (code === 'ENOENT') return 'no such file';
   if (code === 'EISDIR') return 'it is a directory';
   if (code === 'EACCES') return 'permission denied';
-  return e instanceof Error ? e.message : String(e);
+  return excerpt(e instanceof Error ? e.message : String(e), 100);
 }

@@ -1,5 +1,5 @@
-import { ACTIVATIONS, type Activation, type Kernels, type Tensor } from './kernels/types';
-import type { Options } from './options';
+import { ACTIVATIONS, type Activation, type Kernels, type Tensor } from '../kernels/types';
+import type { Options } from '../cfg/options';
 
 /**
  * The layer contract. Each layer type lives in `src/layers/<type>.ts` and exports a
@@ -163,9 +163,5 @@ export function baseSpec(
  * @example const act = activationOption(o, 'logistic'); // conv and connected default
  */
 export function activationOption(o: Options, fallback: Activation): Activation {
-  const name = o.str('activation', fallback);
-  if (!(ACTIVATIONS as readonly string[]).includes(name)) {
-    throw o.error(`unknown activation '${name}'; expected one of ${ACTIVATIONS.join(', ')}`, 'activation');
-  }
-  return name as Activation;
+  return o.choice('activation', fallback, ACTIVATIONS);
 }

@@ -1,6 +1,6 @@
 import type { CostType, Kernels } from '../kernels/types';
-import { baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec, type NetState, type ParseContext } from '../layer';
-import type { Options } from '../options';
+import { baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec, type NetState, type ParseContext } from '../engine/layer';
+import type { Options } from '../cfg/options';
 
 /** `[cost]`: darknet's cost_layer.c, a loss on the previous layer's output. */
 export interface CostSpec extends LayerSpec {
@@ -11,16 +11,13 @@ export interface CostSpec extends LayerSpec {
 }
 
 /** darknet's get_cost_type names, and the ones this engine implements. */
-const DARKNET_COST_TYPES = ['seg', 'sse', 'masked', 'smooth', 'L1', 'wgan'];
+const DARKNET_COST_TYPES = ['seg', 'sse', 'masked', 'smooth', 'L1', 'wgan'] as const;
 const SUPPORTED: readonly CostType[] = ['sse', 'L1', 'smooth'];
 
 function parse(o: Options, ctx: ParseContext, common: CommonSpec): CostSpec {
-  const name = o.str('type', 'sse');
   // NOTE: darknet falls back to sse on an unknown name (with a message); a typo that
   // silently changes the loss is worse than an error.
-  if (!DARKNET_COST_TYPES.includes(name)) {
-    throw o.error(`unknown cost type '${name}' (darknet's are ${DARKNET_COST_TYPES.join(', ')})`, 'type');
-  }
+  const name: string = o.choice('type', 'sse', DARKNET_COST_TYPES);
   if (!(SUPPORTED as readonly string[]).includes(name)) {
     throw o.error(`cost type '${name}' is not supported (supported: ${SUPPORTED.join(', ')})`, 'type');
   }

@@ -1,6 +1,7 @@
 import type { Kernels } from '../kernels/types';
-import { baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec, type NetState, type ParseContext } from '../layer';
-import type { Options } from '../options';
+import { baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec, type NetState, type ParseContext } from '../engine/layer';
+import type { Options } from '../cfg/options';
+import { excerpt } from '../errors';
 
 /** `[route]`: darknet's route_layer.c, concatenating earlier layers' outputs along channels. */
 export interface RouteSpec extends LayerSpec {
@@ -17,7 +18,7 @@ function routedLayers(o: Options, ctx: ParseContext): LayerSpec[] {
   return o.intList('layers')!.map((given) => {
     const index = given < 0 ? ctx.index + given : given;
     if (index < 0 || index >= ctx.index) {
-      throw o.error(`route layer ${given} (from 'layers=${raw}') is out of range: layer ${ctx.index} can route only earlier layers${ctx.index ? ` (0..${ctx.index - 1})` : ', and it has none'}`, 'layers');
+      throw o.error(`route layer ${given} (from 'layers=${excerpt(raw)}') is out of range: layer ${ctx.index} can route only earlier layers${ctx.index ? ` (0..${ctx.index - 1})` : ', and it has none'}`, 'layers');
     }
     return ctx.previous[index];
   });

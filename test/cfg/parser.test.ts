@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { DarknetError } from '../src/errors';
-import type { LayerDefinition } from '../src/layer';
-import { baseSpec } from '../src/layer';
-import { SECTIONS } from '../src/layers';
-import { parseCfg, readCfg } from '../src/parser';
+import { DarknetError, excerpt } from '../../src/errors';
+import type { LayerDefinition } from '../../src/engine/layer';
+import { baseSpec } from '../../src/engine/layer';
+import { SECTIONS } from '../../src/layers';
+import { parseCfg, readCfg } from '../../src/cfg/parser';
 
 const FILE = 't.cfg';
 const NET = ['[net]', 'height=28', 'width=28', 'channels=1'];
@@ -176,6 +176,35 @@ describe('layer errors at cfg level', () => {
       expect(errorOf(cfg(...NET, '[empty-test]')).message).toMatch(/^t\.cfg:5: \[empty-test\] \(layer 0\) has no output/);
     } finally {
       table.delete('empty-test');
+    }
+  });
+
+  test('a layer spec with a shape that is not a whole number, or a parameter array of none, is an error naming its line', () => {
+    const table = SECTIONS as Map<string, LayerDefinition>;
+    const odd = (outW: number, size: number): LayerDefinition => ({
+      type: 'dropout',
+      names: ['odd-test'],
+      parse: (o, ctx, common) => ({
+        ...baseSpec('dropout', o, ctx, common, { outH: 1, outW, outC: 1, outputs: 3 }),
+        params: [{ name: 'weights', size }],
+        flops: 0,
+        describe: 'odd',
+      }),
+      create: () => {
+        throw new Error('not used');
+      },
+    });
+    try {
+      table.set('odd-test', odd(2.5, 1));
+      expect(errorOf(cfg(...NET, '[odd-test]')).message).toBe(
+        `${FILE}:5: [odd-test] (layer 0) has out_w = 2.5: it must be a non-negative whole number`,
+      );
+      table.set('odd-test', odd(3, 0));
+      expect(errorOf(cfg(...NET, '[odd-test]')).message).toBe(
+        `${FILE}:5: [odd-test] (layer 0) has weights = 0: it must be a positive whole number`,
+      );
+    } finally {
+      table.delete('odd-test');
     }
   });
 
@@ -355,10 +384,113 @@ describe('the cfgs we ship', () => {
     ['cfg/lenet.cfg', ['convolutional', 'maxpool', 'convolutional', 'maxpool', 'connected', 'connected', 'softmax']],
     ['cfg/lenet-300-100.cfg', ['connected', 'connected', 'connected', 'softmax']],
   ])('%s parses without warnings', (path, types) => {
-    const spec = readCfg(join(__dirname, '..', path));
+    const spec = readCfg(join(__dirname, '..', '..', path));
     expect(spec.warnings).toEqual([]);
     expect(spec.layers.map((l) => l.type)).toEqual(types);
     expect(spec.net).toMatchObject({ batch: 64, h: 28, w: 28, c: 1, policy: 'poly', power: 1, maxBatches: 9380 });
     expect(spec.layers[spec.layers.length - 1].outputs).toBe(10);
+  });
+});
+
+describe('line endings and bytes that are not text', () => {
+  const lines = [...NET, '[conv]', 'filters=2', 'size=3', '[conn]', 'output=4'];
+
+  test('CR-only and CRLF files read as lines, with the same line numbers', () => {
+    const lf = parseCfg(lines.join('\n'), FILE);
+    for (const eol of ['\r', '\r\n']) {
+      const spec = parseCfg(lines.join(eol), FILE);
+      expect(spec.layers).toEqual(lf.layers);
+      expect(spec.net).toEqual(lf.net);
+    }
+    expect(errorOf([...NET, 'momentum'].join('\r')).message).toBe(`${FILE}:5: malformed line 'momentum' (expected key=value)`);
+  });
+
+  test('an error in a long CR-only file quotes a short excerpt of one line, not the file', () => {
+    const text = [...NET, ...Array.from({ length: 2000 }, (_, i) => `# comment ${i}`), 'filters 2'].join('\r');
+    expect(text.length).toBeGreaterThan(18000);
+    const message = errorOf(text).message;
+    expect(message).toBe(`${FILE}:2005: malformed line 'filters2' (expected key=value)`);
+  });
+
+  test('control characters are refused, shown as escapes', () => {
+    expect(errorOf(cfg(...NET, '[conn]', 'output=1\x1b[31mred')).message).toBe(
+      `${FILE}:6: control character \\x1b in 'output=1\\x1b[31mred': is this a binary file?`,
+    );
+    expect(errorOf(cfg(...NET, '[co\0nv]')).message).toBe(`${FILE}:5: control character \\x00 in '[co\\x00nv]': is this a binary file?`);
+    expect(errorOf(cfg('\x7fELF\x02\x01', ...NET)).message).toMatch(/^t\.cfg:1: control character \\x7f in '\\x7fELF\\x02\\x01'/);
+  });
+
+  test('a binary file is one short line', () => {
+    const binary = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7919) % 256)).toString('utf8');
+    const message = errorOf(binary).message;
+    expect(message).not.toMatch(/[\x00-\x1f\x7f-\x9f]/);
+    expect(message.length).toBeLessThan(200);
+  });
+
+  test('long lines and values are quoted as excerpts', () => {
+    const long = 'x'.repeat(5000);
+    expect(errorOf(cfg(...NET, long)).message).toBe(`${FILE}:5: malformed line '${'x'.repeat(59)}…' (expected key=value)`);
+    expect(errorOf(cfg(...NET, `[${long}]`, 'a=1')).message).toMatch(/^t\.cfg:5: unknown section \[x{59}…\]; known: /);
+    expect(errorOf(cfg(...NET, `policy=${long}`, '[conn]')).message).toMatch(/^t\.cfg:5: unknown policy 'x{59}…'; known: /);
+    expect(errorOf(cfg(...NET, '[conn]', `output=${'9'.repeat(500)}`)).message).toBe(
+      `${FILE}:6: 'output=${'9'.repeat(52)}…' is out of range: darknet reads an int (-2147483648 to 2147483647)`,
+    );
+  });
+});
+
+describe('numbers and sizes that cannot exist', () => {
+  test('integers beyond C int are refused, in lists too', () => {
+    expect(errorOf(cfg(...NET, '[conv]', 'filters=2147483648')).message).toBe(
+      `${FILE}:6: 'filters=2147483648' is out of range: darknet reads an int (-2147483648 to 2147483647)`,
+    );
+    expect(errorOf(cfg(...NET, 'policy=steps', 'steps=1,99999999999', 'scales=1,1', '[conn]')).message).toMatch(
+      /^t\.cfg:6: 'steps=1,99999999999' is out of range/,
+    );
+    expect(parseCfg(cfg(...NET, 'policy=steps', 'steps=1,2147483647', 'scales=1,1', '[conn]'), FILE).net.steps).toEqual([1, 2147483647]);
+  });
+
+  test('NaN and infinite numbers are refused', () => {
+    expect(errorOf(cfg(...NET, 'momentum=NaN', '[conn]')).message).toBe(`${FILE}:5: 'momentum=NaN' is not a number`);
+    expect(errorOf(cfg(...NET, 'decay=1e999', '[conn]')).message).toBe(`${FILE}:5: 'decay=1e999' is not a number`);
+    expect(errorOf(cfg(...NET, '[conn]', 'output=NaN')).message).toBe(`${FILE}:6: 'output=NaN' is not an integer`);
+  });
+
+  test('width=100000 height=100000 is refused at [net]: its input cannot be one array', () => {
+    expect(errorOf(cfg('[net]', 'width=100000', 'height=100000', 'channels=1', '[conv]', 'filters=100000')).message).toBe(
+      `${FILE}:1: the input (batch 1 x 10000000000 values) would hold 10000000000 floats: one array holds at most 2147483647`,
+    );
+  });
+
+  test('a layer whose arrays cannot exist is refused with its line', () => {
+    expect(errorOf(cfg('[net]', 'width=1000', 'height=1000', 'channels=1', '[conv]', 'filters=100000')).message).toBe(
+      `${FILE}:5: [conv] (layer 0) would need output of 100000000000 floats (batch 1, 1000000 inputs, 100000000000 outputs): one array holds at most 2147483647`,
+    );
+    expect(errorOf(cfg('[net]', 'inputs=10', '[conn]', 'output=2147483647')).message).toMatch(
+      /^t\.cfg:3: \[conn\] \(layer 0\) would need weights of 21474836470 floats/,
+    );
+    // each array fits, but the batch of outputs does not
+    expect(errorOf(cfg('[net]', 'batch=4096', 'inputs=1', '[conn]', 'output=1000000')).message).toMatch(
+      /^t\.cfg:4: \[conn\] \(layer 0\) would need output of 4096000000 floats/,
+    );
+  });
+});
+
+describe('excerpt', () => {
+  test('short text is unchanged; control characters become escapes; long text is cut with an ellipsis', () => {
+    expect(excerpt('filters=2')).toBe('filters=2');
+    expect(excerpt('a\r\nb\tc\x1b[0m\x00\x9b\u2028\u202e')).toBe('a\\r\\nb\\tc\\x1b[0m\\x00\\x9b\\u2028\\u202e');
+    expect(excerpt('x'.repeat(60))).toBe('x'.repeat(60));
+    expect(excerpt('x'.repeat(61))).toBe(`${'x'.repeat(59)}…`);
+    expect(excerpt('abcdefghij', 5)).toBe('abcd…');
+    // an escape is never cut in half
+    expect(excerpt('abc\x1bdef', 6)).toBe('abc…');
+    expect(excerpt('😀😀😀', 3)).toBe('😀…'); // nor a surrogate pair
+  });
+
+  test('only the start of a huge text is looked at', () => {
+    const huge = 'y'.repeat(50_000_000);
+    const start = Date.now();
+    expect(excerpt(huge)).toHaveLength(60);
+    expect(Date.now() - start).toBeLessThan(1000);
   });
 });

@@ -1,15 +1,16 @@
 /**
  * .weights read/write against a file darknet itself wrote
- * (../shared/fixtures/darknet-lenet/lenet.weights): byte round trip, header versions,
+ * (test/fixtures/darknet-lenet/lenet.weights): byte round trip, header versions,
  * and clear errors for files of the wrong size or kind.
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { parseCfg, readCfg } from '../src/parser';
-import { expectedFloats, parseWeights, readWeights, serializeWeights, writeWeights } from '../src/weights';
+import { parseCfg, readCfg } from '../../src/cfg/parser';
+import { DarknetError } from '../../src/errors';
+import { expectedFloats, parseWeights, readWeights, serializeWeights, writeWeights } from '../../src/io/weights';
 
-const FIXTURE = path.resolve(__dirname, '../../shared/fixtures/darknet-lenet');
+const FIXTURE = path.resolve(__dirname, '../fixtures/darknet-lenet');
 const cfgFile = path.join(FIXTURE, 'lenet.cfg');
 const weightsFile = path.join(FIXTURE, 'lenet.weights');
 
@@ -60,6 +61,52 @@ describe('[reference] .weights', () => {
     );
     expect(() => parseWeights(Buffer.concat([bytes, Buffer.alloc(8)]), spec, 'long.weights')).toThrow(/long\.weights: too long/);
     expect(() => parseWeights(bytes.subarray(0, 10), spec, 'tiny.weights')).toThrow(/tiny\.weights: 10 bytes is too short/);
+    expect(() => parseWeights(bytes.subarray(0, 18), spec, 'cut.weights')).toThrow(
+      'cut.weights: truncated header: version 0.2.0 needs 20 bytes, the file has 18',
+    );
+    expect(() => parseWeights(bytes.subarray(0, 20), spec, 'header.weights')).toThrow(
+      /header\.weights: too short .*needs 432080 floats \(1728340 bytes\), the file has 0 \(20 bytes\)/,
+    );
+    expect(() => parseWeights(bytes.subarray(0, 23), spec, 'odd.weights')).toThrow(/the file has 0\.75 \(23 bytes\)/);
+  });
+
+  test('[reference] seen up to 2^53 - 1 is read exactly; above it, or negative, the header is refused as corrupt', () => {
+    const withSeen = (write: (b: Buffer) => void) => {
+      const b = Buffer.from(bytes);
+      write(b);
+      return b;
+    };
+    const max = withSeen((b) => b.writeBigUInt64LE(BigInt(Number.MAX_SAFE_INTEGER), 12));
+    expect(parseWeights(max, spec, 'max.weights').header.seen).toBe(Number.MAX_SAFE_INTEGER);
+    expect(Buffer.compare(serializeWeights(parseWeights(max, spec, 'max.weights'), spec), max)).toBe(0);
+
+    const huge = withSeen((b) => b.writeBigUInt64LE(2n ** 64n - 1n, 12));
+    expect(() => parseWeights(huge, spec, 'huge.weights')).toThrow(DarknetError);
+    expect(() => parseWeights(huge, spec, 'huge.weights')).toThrow(
+      'huge.weights: corrupt header: seen = 18446744073709551615 images is more than 9007199254740991 (2^53 - 1), the most this program counts',
+    );
+    const old = serializeWeights({ ...parseWeights(bytes, spec, 'x'), header: { major: 0, minor: 1, revision: 0, seen: 0 } }, spec);
+    old.writeInt32LE(-1, 12);
+    expect(() => parseWeights(old, spec, 'neg.weights')).toThrow('neg.weights: corrupt header: seen = -1 images is negative');
+  });
+
+  test('[reference] a header that cannot be written is a DarknetError naming the file', () => {
+    const w = parseWeights(bytes, spec, weightsFile);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dts-weights-'));
+    try {
+      const target = path.join(dir, 'x.weights');
+      expect(() => writeWeights(target, { ...w, header: { major: 0, minor: 1, revision: 0, seen: 2 ** 31 } }, spec)).toThrow(
+        `${target}: cannot save seen = 2147483648 images in a version 0.1.0 header: it holds an int up to 2147483647`,
+      );
+      expect(() => serializeWeights({ ...w, header: { major: 0, minor: 2, revision: 0, seen: 2 ** 64 } }, spec)).toThrow(DarknetError);
+      expect(() => serializeWeights({ ...w, header: { major: 0, minor: 2, revision: 0, seen: 1.5 } }, spec)).toThrow(DarknetError);
+      expect(() => serializeWeights({ ...w, header: { major: -1, minor: 2, revision: 0, seen: 1 } }, spec)).toThrow(
+        /header version -1\.2\.0: each part must be an int from 0 to 2147483647/,
+      );
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true });
+    }
   });
 
   test('[reference] a file that is not darknet weights is refused', () => {
@@ -77,6 +124,33 @@ describe('[reference] .weights', () => {
     const bn = parseCfg(base.replace('filters=20', 'filters=20\nbatch_normalize=1\ndontloadscales=1'), 'b.cfg');
     expect(expectedFloats(bn, false)).toBe(432080 + 60);
     expect(expectedFloats(bn, true)).toBe(432080);
+  });
+
+  test('[reference] a file read with dontloadscales saves darknet\'s initial batch-norm values; a dontload layer cannot be saved', () => {
+    const base = fs.readFileSync(cfgFile, 'utf8');
+    const bn = parseCfg(base.replace('filters=20', 'filters=20\nbatch_normalize=1\ndontloadscales=1'), 'b.cfg');
+    const saved = serializeWeights(parseWeights(bytes, bn, 'x.weights'), bn);
+    expect(saved.length).toBe(bytes.length + 4 * 60);
+    const floats = (from: number, n: number) => Array.from({ length: n }, (_, i) => saved.readFloatLE(20 + 4 * (from + i)));
+    // conv1: biases, then scales (1), rolling mean (0) and rolling variance (0), then weights
+    expect(floats(0, 20)).toEqual(Array.from({ length: 20 }, (_, i) => bytes.readFloatLE(20 + 4 * i)));
+    expect(floats(20, 20)).toEqual(new Array(20).fill(1));
+    expect(floats(40, 40)).toEqual(new Array(40).fill(0));
+    expect(Buffer.compare(saved.subarray(20 + 4 * 80), bytes.subarray(20 + 4 * 20))).toBe(0);
+
+    const skipFirst = parseCfg(base.replace('filters=20', 'filters=20\ndontload=1'), 'a.cfg');
+    const file = Buffer.concat([bytes.subarray(0, 20), bytes.subarray(20 + 4 * 1520)]);
+    const w = parseWeights(file, skipFirst, 'x.weights');
+    expect(() => serializeWeights(w, skipFirst)).toThrow(DarknetError);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dts-weights-'));
+    try {
+      expect(() => writeWeights(path.join(dir, 'out.weights'), w, skipFirst)).toThrow(
+        `${path.join(dir, 'out.weights')}: layer 0 convolutional (line 16) has dontload=1, so its biases were never read: there is nothing to save for them`,
+      );
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true });
+    }
   });
 
   test('[reference] saving is atomic: a failed write leaves the old file and no temporary', () => {

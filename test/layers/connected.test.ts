@@ -1,7 +1,7 @@
 import { ReferenceKernels } from '../../src/kernels/reference';
 import { connected, type ConnectedLayer } from '../../src/layers/connected';
 import { ACTIVATIONS } from '../../src/kernels/types';
-import { mulberry32 } from '../../src/random';
+import { mulberry32 } from '../../src/engine/random';
 import { describeEachBackend } from '../backends';
 import { build, COMMON, context, netState, maxBackendError } from './gradcheck';
 import { expectGradients, expectMaskHolds, expectParamTensors } from './weighted';
@@ -38,7 +38,7 @@ describe('connected: parse', () => {
   test('bad output and activation are errors naming their lines', () => {
     expect(() => conn({ output: 0 })).toThrow(/^t\.cfg:4: output=0 must be >= 1/);
     expect(() => conn({ output: 3, activation: 'gelu' })).toThrow(
-      `t.cfg:5: unknown activation 'gelu'; expected one of ${ACTIVATIONS.join(', ')}`);
+      `t.cfg:5: unknown activation 'gelu'; known: ${ACTIVATIONS.join(', ')}`);
   });
 });
 

@@ -2,7 +2,7 @@ import { ReferenceKernels } from '../../src/kernels/reference';
 import { DarknetError } from '../../src/errors';
 import { convolutional, type ConvolutionalLayer } from '../../src/layers/convolutional';
 import { ACTIVATIONS } from '../../src/kernels/types';
-import { mulberry32 } from '../../src/random';
+import { mulberry32 } from '../../src/engine/random';
 import { describeEachBackend } from '../backends';
 import { build, COMMON, context, netState, randomValues, section, maxBackendError } from './gradcheck';
 import { expectGradients, expectMaskHolds, expectParamTensors } from './weighted';
@@ -60,7 +60,7 @@ describe('convolutional: parse', () => {
   test('an unknown activation is an error on its line, listing every activation', () => {
     expect(() => conv({ filters: 2, activation: 'swish' })).toThrow(DarknetError);
     expect(() => conv({ filters: 2, activation: 'swish' })).toThrow(
-      `t.cfg:5: unknown activation 'swish'; expected one of ${ACTIVATIONS.join(', ')}`);
+      `t.cfg:5: unknown activation 'swish'; known: ${ACTIVATIONS.join(', ')}`);
   });
 
   test('an output size <= 0 is an error naming the section line', () => {

@@ -1,6 +1,6 @@
 import { ReferenceKernels } from '../../src/kernels/reference';
 import { cost } from '../../src/layers/cost';
-import { mulberry32 } from '../../src/random';
+import { mulberry32 } from '../../src/engine/random';
 import { build, COMMON, context, netState, randomValues, relativeError, section } from './gradcheck';
 
 // darknet's convention: delta = truth - prediction for sse, which is -0.5 d(error)/d(pred)
@@ -19,7 +19,7 @@ describe('cost parse', () => {
 
   test('an unknown type is an error listing darknet\'s names', () => {
     expect(() => cost.parse(section('cost', { scale: 2, type: 'l2' }), context({ batch: 1, h: 1, w: 1, c: 4 }), COMMON))
-      .toThrow("t.cfg:5: unknown cost type 'l2' (darknet's are seg, sse, masked, smooth, L1, wgan)");
+      .toThrow("t.cfg:5: unknown type 'l2'; known: seg, sse, masked, smooth, L1, wgan");
   });
 
   test.each(['seg', 'masked', 'wgan'])('darknet type %s is unsupported, said so', (type) => {
