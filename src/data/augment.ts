@@ -1,4 +1,4 @@
-import type { NetConfig } from '../config';
+import type { NetConfig } from '../cfg/config';
 
 /**
  * Training-time augmentation from the [net] keys darknet's classifier uses

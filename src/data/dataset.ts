@@ -1,5 +1,6 @@
 import * as fs from 'fs';
 import { DarknetError, fileError } from '../errors';
+import { messageExcerpt as excerpt } from '../errors';
 
 /**
  * darknet's .data files and image lists (option_list.c read_data_cfg, data.c
@@ -61,15 +62,37 @@ export function readDataConfig(file: string): DataConfig {
   return config;
 }
 
-/** Non-empty lines of a list file (image paths, labels, names). */
+/**
+ * Non-empty lines of a list file (image paths, labels, names). An empty list is an
+ * error naming the file, and so is a binary file (its bytes are not printed).
+ */
 export function readLines(file: string, what: string): string[] {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new DarknetError(`${file}: cannot read ${what} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    throw new DarknetError(`${file}: cannot read ${what} (${(e as NodeJS.ErrnoException).code ?? excerpt(String(e))})`);
   }
-  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
+  if (text.includes('\0')) throw new DarknetError(`${file}: ${what} is not a text file`);
+  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
+  if (lines.length === 0) throw new DarknetError(`${file}: ${what} is empty`);
+  return lines;
+}
+
+/** File endings of the images sharp reads. */
+const IMAGE_PATH = /\.(png|jpe?g|jfif|bmp|gif|tiff?|webp|avif|heic|ppm|pgm|pnm|svg)$/i;
+
+/**
+ * A list of image paths (train=, valid=): readLines, and a list none of whose first
+ * lines ends like an image (say /etc/passwd given by mistake) is refused, quoting a
+ * short excerpt of its first line only.
+ */
+export function readImageList(file: string, what: string): string[] {
+  const lines = readLines(file, what);
+  if (!lines.slice(0, 100).some((l) => IMAGE_PATH.test(l))) {
+    throw new DarknetError(`${file}: ${what} does not look like a list of image paths (line 1: '${excerpt(lines[0], 60)}')`);
+  }
+  return lines;
 }
 
 /** The labels file, checked against `classes` and for labels that contain one another. */
@@ -97,8 +120,9 @@ export function labelOf(imagePath: string, labels: readonly string[]): number {
     }
   });
   if (matched.length !== 1) {
-    const which = matched.length ? `matches ${matched.length} labels (${matched.join(', ')})` : 'matches no label';
-    throw new DarknetError(`${imagePath}: ${which}; darknet needs exactly one label as a substring of each path`);
+    const which = matched.length ? `matches ${matched.length} labels (${excerpt(matched.join(', '))})` : 'matches no label';
+    // The path is quoted short: a list that is not a list of paths must not be printed.
+    throw new DarknetError(`${excerpt(imagePath, 120)}: ${which}; darknet needs exactly one label as a substring of each path`);
   }
   return found;
 }

@@ -2,8 +2,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { PNG } from 'pngjs';
 import { DarknetError } from '../errors';
-import { Progress } from '../progress';
-import { atomicWrite } from '../weights';
+import { silentReporter, type Reporter } from '../engine/reporter';
+import { atomicWrite } from '../io/files';
 import { loadMnist, type MnistName } from './mnist';
 
 /**
@@ -48,8 +48,8 @@ function encodePng(pixels: Uint8Array, rows: number, cols: number, channels: 1 |
  * tests). Idempotent: an image already on disk is not rewritten, and the lists and
  * .data are rewritten only if their content changes.
  */
-export function exportMnist(out: string, options: { channels?: 1 | 3; limit?: number; quiet?: boolean } = {}): MnistExport {
-  const { channels = 1, limit, quiet = false } = options;
+export function exportMnist(out: string, options: { channels?: 1 | 3; limit?: number; reporter?: Reporter } = {}): MnistExport {
+  const { channels = 1, limit, reporter = silentReporter } = options;
   // Only the path as written matters: the lists hold it, and darknet matches against them.
   for (const label of MNIST_LABELS) {
     if (out.includes(label)) {
@@ -63,7 +63,7 @@ export function exportMnist(out: string, options: { channels?: 1 | 3; limit?: nu
   for (const [name, split] of splits) {
     const data = loadMnist(name, limit);
     fs.mkdirSync(path.join(out, split), { recursive: true });
-    const progress = new Progress(`mnist ${split}`, data.count, 'img');
+    const progress = reporter.progress(`mnist ${split}`, data.count, 'img');
     const paths: string[] = [];
     const pixels = data.rows * data.cols;
     for (let i = 0; i < data.count; i++) {
@@ -77,9 +77,9 @@ export function exportMnist(out: string, options: { channels?: 1 | 3; limit?: nu
         atomicWrite(file, encodePng(data.images.subarray(i * pixels, (i + 1) * pixels), data.rows, data.cols, channels));
         written++;
       }
-      if (!quiet) progress.update(i + 1);
+      progress.update(i + 1);
     }
-    if (!quiet) progress.finish(data.count);
+    progress.finish(data.count);
     lists[split] = paths;
   }
   const files: Record<string, string> = {

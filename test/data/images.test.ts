@@ -1,27 +1,29 @@
 /**
  * Image loading: the pngjs fast path (a PNG already at the net's size) gives exactly
- * the bytes sharp gives, channel-planar; other sizes go through sharp's resize; a corrupt
- * or missing file is a clear error naming it.
+ * the bytes sharp gives, channel-planar; other sizes and JPEGs go through sharp's resize;
+ * a corrupt or missing file is a one-line error naming it once; an image whose header is
+ * over MAX_IMAGE_PIXELS is refused before it is decoded.
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { PNG } from 'pngjs';
 import sharp from 'sharp';
-import { loadImage } from '../../src/data/images';
+import { loadImage, MAX_IMAGE_PIXELS } from '../../src/data/images';
+import { claimedJpeg, claimedPng, writeJpeg, writePng } from './image-files';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dts-images-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function writePng(file: string, w: number, h: number, colorType: 0 | 2, pixel: (x: number, y: number) => [number, number, number]) {
-  const png = new PNG({ width: w, height: h });
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const [r, g, b] = pixel(x, y);
-      png.data.set([r, g, b, 255], 4 * (y * w + x));
-    }
+/** How often `needle` occurs in `text`. */
+const occurrences = (text: string, needle: string) => text.split(needle).length - 1;
+
+async function errorOf(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
   }
-  fs.writeFileSync(file, PNG.sync.write(png, { colorType, inputHasAlpha: true }));
+  throw new Error('expected a rejection');
 }
 
 /** sharp's planar bytes, the slow path's answer. */
@@ -63,10 +65,68 @@ describe('images', () => {
     expect(img.data.every((v) => v === 128)).toBe(true);
   });
 
-  test('a corrupt or missing image is an error naming the file', async () => {
+  test('a corrupt or missing image is an error naming the file once', async () => {
     const bad = path.join(dir, 'bad.png');
     fs.writeFileSync(bad, 'not a png');
-    await expect(loadImage(bad, 28, 28, 1)).rejects.toThrow(/bad\.png: cannot load image/);
-    await expect(loadImage(path.join(dir, 'none.png'), 28, 28, 1)).rejects.toThrow(/none\.png: cannot load image/);
+    const truncated = path.join(dir, 'truncated.png');
+    fs.writeFileSync(truncated, fs.readFileSync(writePng(path.join(dir, 'whole.png'), 28, 28, 0, () => [9, 9, 9])).subarray(0, 60));
+    const none = path.join(dir, 'none.png');
+    for (const [file, pattern] of [[bad, /bad\.png: cannot load image \(/], [truncated, /truncated\.png: cannot load image \(/], [none, /none\.png: cannot load image \(ENOENT\)/]] as const) {
+      for (const decoder of ['pngjs', 'sharp'] as const) {
+        const e = await errorOf(loadImage(file, 28, 28, 1, 'cover', decoder));
+        expect(e.message).toMatch(pattern);
+        expect(occurrences(e.message, file)).toBe(1);
+        expect(e.message).not.toMatch(/[\u0000-\u001f\n]/);
+        expect(e.message.length).toBeLessThan(file.length + 120);
+      }
+    }
+  });
+
+  test('a JPEG loads through sharp, resized and cropped to the net', async () => {
+    const file = await writeJpeg(path.join(dir, 'photo.jpg'), 40, 30);
+    for (const c of [1, 3] as const) {
+      const img = await loadImage(file, 20, 20, c);
+      expect(img.data.length).toBe(c * 20 * 20);
+      expect(Array.from(img.data)).toEqual(Array.from(await viaSharp(file, 20, 20, c)));
+    }
+  });
+
+  test('pngjs and sharp give the same bytes for a PNG at the net size', async () => {
+    const gray = writePng(path.join(dir, 'g.png'), 9, 6, 0, (x, y) => {
+      const v = (x * 28 + y * 9) % 256;
+      return [v, v, v];
+    });
+    const rgb = writePng(path.join(dir, 'c.png'), 9, 6, 2, (x, y) => [x * 28, y * 40, (x * y * 5) % 256]);
+    for (const [file, cs] of [[gray, [1, 3]], [rgb, [3]]] as const) {
+      for (const c of cs) {
+        const fast = await loadImage(file, 9, 6, c, 'cover', 'pngjs');
+        const slow = await loadImage(file, 9, 6, c, 'cover', 'sharp');
+        expect(Array.from(fast.data)).toEqual(Array.from(slow.data));
+      }
+    }
+  });
+
+  test('an image whose header is over the limit is refused before decoding, in one line', async () => {
+    const png = claimedPng(path.join(dir, 'huge.png'), 20000, 20000);
+    const jpeg = await claimedJpeg(path.join(dir, 'huge.jpg'), 20000, 20000);
+    expect(fs.statSync(png).size).toBeLessThan(1000);
+    for (const file of [png, jpeg]) {
+      for (const decoder of ['pngjs', 'sharp'] as const) {
+        const t0 = Date.now();
+        const e = await errorOf(loadImage(file, 28, 28, 1, 'cover', decoder));
+        expect(Date.now() - t0).toBeLessThan(500);
+        expect(e.message).toMatch(/: image is 20000x20000 \(400 megapixels\), over the limit of 64 megapixels \(MAX_IMAGE_PIXELS/);
+        expect(occurrences(e.message, file)).toBe(1);
+        expect(e.message).not.toContain('\n');
+      }
+    }
+    expect(MAX_IMAGE_PIXELS).toBe(64_000_000);
+  });
+
+  test('a PNG just inside the limit is not refused for its size', async () => {
+    // 8000 x 8000 = 64 megapixels claimed; its data is short, so decoding fails, but not on the limit.
+    const e = await errorOf(loadImage(claimedPng(path.join(dir, 'edge.png'), 8000, 8000), 28, 28, 1));
+    expect(e.message).not.toMatch(/limit/);
+    expect(e.message).toMatch(/edge\.png: cannot load image/);
   });
 });
