@@ -1,6 +1,6 @@
 /**
  * The end-to-end check against darknet itself: a LeNet-5 that darknet trained
- * (../shared/fixtures/darknet-lenet) and darknet's own top-1 prediction for each of the
+ * (test/fixtures/darknet-lenet, copied from shared/) and darknet's own top-1 prediction for each of the
  * 10,000 MNIST test images. Our inference must reproduce them on every backend.
  *
  * darknet saw each digit as R = G = B = byte / 255, channel-planar, 28x28, so the
@@ -10,18 +10,18 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { validate, withBatch } from '../src/classifier';
+import { evaluate } from '../src/engine/evaluate';
 import { MnistSource } from '../src/data/loader';
 import { loadMnist } from '../src/data/mnist';
 import { exportMnist } from '../src/data/mnist-export';
 import type { Kernels } from '../src/kernels/types';
-import { Network } from '../src/network';
-import { readCfg } from '../src/parser';
-import { readWeights } from '../src/weights';
-import { main } from '../src/cli';
+import { Network, withBatch } from '../src/engine/network';
+import { readCfg } from '../src/cfg/parser';
+import { readWeights } from '../src/io/weights';
+import { main } from '../src/commands/cli';
 import { describeEachBackend, FAST_BACKENDS } from './backends';
 
-const FIXTURE = path.resolve(__dirname, '../../shared/fixtures/darknet-lenet');
+const FIXTURE = path.resolve(__dirname, 'fixtures/darknet-lenet');
 const cfgFile = path.join(FIXTURE, 'lenet.cfg');
 const weightsFile = path.join(FIXTURE, 'lenet.weights');
 
@@ -41,7 +41,8 @@ async function agreement(k: Kernels, count: number) {
   const net = new Network(spec, k);
   net.loadWeights(readWeights(weightsFile, spec));
   const source = new MnistSource(loadMnist('t10k', count), 3);
-  const r = await validate(net, source, 10, 2, true);
+  const r = await evaluate(net, source, { k: 2 });
+  net.dispose();
   const theirs = darknetTop1();
   let same = 0;
   for (let i = 0; i < count; i++) if (r.predictions[i] === theirs[i]) same++;
@@ -68,7 +69,7 @@ describe('[reference] classifier valid on PNG files', () => {
   test('[reference] the CLI reads a .data file, a list of PNGs and darknet weights', async () => {
     // (a random mkdtemp suffix could contain a label such as 'c3')
     const dir = path.join(os.tmpdir(), `dts-valid-${process.pid}`);
-    const { dataFile } = exportMnist(dir, { channels: 3, limit: 200, quiet: true });
+    const { dataFile } = exportMnist(dir, { channels: 3, limit: 200 });
     const out: string[] = [];
     const code = await main(['classifier', 'valid', dataFile, cfgFile, weightsFile, '--backend', 'reference', '--json'], {
       out: (t) => out.push(t),

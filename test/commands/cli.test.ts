@@ -1,7 +1,7 @@
 import { join } from 'path';
-import { main, type Io } from '../src/cli';
+import { main, type Io } from '../../src/commands/cli';
 
-const FIXTURE = join(__dirname, '..', '..', 'shared', 'fixtures', 'darknet-lenet', 'lenet.cfg');
+const FIXTURE = join(__dirname, '..', 'fixtures', 'darknet-lenet', 'lenet.cfg');
 
 /** Runs the CLI with captured output. */
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -65,7 +65,7 @@ describe('darknet-ts CLI', () => {
   });
 
   test('cfg errors are printed once, with file:line', async () => {
-    const { code, err } = await run('summary', join(__dirname, '..', 'package.json'));
+    const { code, err } = await run('summary', join(__dirname, '..', '..', 'package.json'));
     expect(code).toBe(1);
     expect(err).toMatch(/^darknet-ts: .*package\.json:1: malformed line/);
     expect(err.trimEnd().split('\n')).toHaveLength(1);

@@ -1,8 +1,8 @@
 import { join } from 'path';
-import { readCfg } from '../src/parser';
-import { DARKNET_HEADER, formatSummary, groupThousands, type SummaryColumn } from '../src/summary';
+import { readCfg } from '../../src/cfg/parser';
+import { DARKNET_HEADER, formatSummary, groupThousands, type SummaryColumn } from '../../src/report/summary';
 
-const FIXTURE = join(__dirname, '..', '..', 'shared', 'fixtures', 'darknet-lenet', 'lenet.cfg');
+const FIXTURE = join(__dirname, '..', 'fixtures', 'darknet-lenet', 'lenet.cfg');
 
 /**
  * What darknet prints for the fixture (parse_network_cfg: `%5d ` + each layer's line),
@@ -54,8 +54,8 @@ describe('formatSummary', () => {
   });
 
   test('the cfgs we ship: 431,080 and 266,610 parameters (Han et al.\'s 431K and 267K)', () => {
-    expect(formatSummary(readCfg(join(__dirname, '..', 'cfg', 'lenet.cfg')))).toContain('total parameters  431,080\n');
-    expect(formatSummary(readCfg(join(__dirname, '..', 'cfg', 'lenet-300-100.cfg')))).toContain('total parameters  266,610\n');
+    expect(formatSummary(readCfg(join(__dirname, '..', '..', 'cfg', 'lenet.cfg')))).toContain('total parameters  431,080\n');
+    expect(formatSummary(readCfg(join(__dirname, '..', '..', 'cfg', 'lenet-300-100.cfg')))).toContain('total parameters  266,610\n');
   });
 
   test('extra columns go after the parameters, with their own totals', () => {
