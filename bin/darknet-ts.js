@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
-// The compiled CLI (tsc: src/cli.ts -> dist/src/cli.js); `npm install` builds it.
-const { main } = require('../dist/src/cli.js');
+// The compiled CLI (tsc: src/commands/cli.ts -> dist/src/commands/cli.js); `npm install` builds it.
+const { main } = require('../dist/src/commands/cli.js');
 
 main(process.argv.slice(2)).then((code) => {
   // exitCode rather than process.exit(), so buffered stdout is flushed first

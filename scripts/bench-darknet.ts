@@ -75,7 +75,7 @@ export interface DarknetData {
 export function prepareDarknetData(tmp: string, trainImages: number, validImages: number): DarknetData {
   const limit = Math.max(trainImages, validImages);
   const dir = path.join(os.tmpdir(), 'darknet-ts-bench', 'mnist-rgb');
-  const e = exportMnist(dir, { limit, channels: 3, quiet: true });
+  const e = exportMnist(dir, { limit, channels: 3 });
   // The export's lists hold `limit` images each; valid gets the first validImages of test.
   const test = fs.readFileSync(path.join(e.out, 'test.list'), 'utf8').split('\n').filter(Boolean);
   const validList = path.join(tmp, 'valid.list');

@@ -11,11 +11,11 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { NetworkSpec } from '../src/config';
+import type { NetworkSpec } from '../src/cfg/config';
 import type { BackendName, Kernels } from '../src/kernels/types';
 import { loadMnist } from '../src/data/mnist';
-import type { Network } from '../src/network';
-import { parseCfg } from '../src/parser';
+import type { Network } from '../src/engine/network';
+import { parseCfg } from '../src/cfg/parser';
 
 export const BATCH = 64;
 export const CLASSES = 10;
@@ -188,9 +188,9 @@ export function setNetKey(text: string, key: string, value: string): string {
 
 async function oursRunner(job: ChildJob, pool: Pool): Promise<Runner> {
   // Loaded here, so a peer's process holds none of ours (gpu.js, sharp) in its RSS.
-  const { withBatch } = await import('../src/classifier');
+  const { withBatch } = await import('../src/engine/network');
   const { createKernels } = await import('../src/kernels/backend');
-  const { Network } = await import('../src/network');
+  const { Network } = await import('../src/engine/network');
   const spec = withBatch(benchSpec(job.root, job.net, job.channels), BATCH);
   let k: Kernels;
   if (job.name === WASM_SIMD_1T) {
@@ -219,7 +219,7 @@ async function oursRunner(job: ChildJob, pool: Pool): Promise<Runner> {
       net1.predict(one);
     },
     stats: () => k.stats(),
-    dispose: () => k.destroy(),
+    dispose: () => k.dispose(),
   };
 }
 

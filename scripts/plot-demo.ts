@@ -4,7 +4,7 @@
  *   npx tsc -p tsconfig.json && node dist/scripts/plot-demo.js
  */
 import { writeFileSync } from 'fs';
-import { renderBarChart, renderLineChart, type Series } from '../src/plot';
+import { renderBarChart, renderLineChart, type Series } from '../src/report/plot';
 
 /** Deterministic noise in [-0.5, 0.5), so the pictures do not change between runs. */
 function noise(seed: number): () => number {

@@ -1,4 +1,4 @@
-import type { LayerSpec } from './layer';
+import type { LayerSpec } from '../engine/layer';
 
 export type Policy = 'constant' | 'step' | 'steps' | 'exp' | 'poly' | 'random' | 'sigmoid';
 

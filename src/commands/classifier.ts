@@ -1,70 +1,40 @@
-import * as fs from 'fs';
 import * as path from 'path';
-import type { NetworkSpec } from './config';
-import { augmentationOf } from './data/augment';
-import { readDataConfig, readLabels, readLines, type DataConfig } from './data/dataset';
-import { fillInputs, ListSource, TrainBatches, type ImageSource } from './data/loader';
-import { DarknetError } from './errors';
-import { createKernels } from './kernels/backend';
-import type { Kernels } from './kernels/types';
-import { Network } from './network';
-import { readCfg } from './parser';
-import { renderLineChart } from './plot';
-import { formatDuration, Progress } from './progress';
-import { mulberry32 } from './random';
-import { atomicWrite, readWeights, writeWeights } from './weights';
+import * as readline from 'readline';
+import type { NetworkSpec } from '../cfg/config';
+import { augmentationOf } from '../data/augment';
+import { TrainBatches, type ImageSource } from '../data/loader';
+import { evaluate, rankRow, type Evaluation } from '../engine/evaluate';
+import { applyMasks, countMasked, masksFromZeros } from '../engine/masks';
+import type { Network } from '../engine/network';
+import { mulberry32 } from '../engine/random';
+import { silentReporter, type Reporter } from '../engine/reporter';
+import { train, type TrainOutcome } from '../engine/train';
+import { DarknetError } from '../errors';
+import { atomicWrite } from '../io/files';
+import type { WeightsFile } from '../io/weights';
+import type { BackendChoice } from '../kernels/backend';
+import type { Kernels } from '../kernels/types';
+import { renderLineChart } from '../report/plot';
+import { integer, MAX_COUNT, real } from './args';
+import { checkOutputDir } from '../io/files';
+import { Interrupted, withInterrupt } from './interrupt';
+import {
+  buildNetwork, classNames, closeSource, loadClassifierSpec, loadKernels, loadWeights, readDataConfig, requireFinite, saveNetwork, shapeOf, trainSource,
+  validSource, withBatch,
+} from './load';
+import { reporterOf, verb, type Group } from './verb';
 
 /**
- * darknet's classifier verbs (examples/classifier.c) as library functions:
- * train, validate and predict. The CLI only parses arguments and calls these.
+ * darknet's classifier verbs (examples/classifier.c): train, valid, predict. Each reads
+ * its files once, hands objects to the engine (src/engine: train, evaluate) and writes
+ * its results once.
  */
 
-export type Log = (line: string) => void;
-
-/** A spec with another batch size (every per-image shape is unchanged). */
-export function withBatch(spec: NetworkSpec, batch: number): NetworkSpec {
-  return {
-    ...spec,
-    net: { ...spec.net, batch, subdivisions: 1 },
-    layers: spec.layers.map((l) => ({ ...l, batch })),
-  };
-}
-
-/** Parses the cfg, prints its warnings, checks it ends in `classes` outputs. */
-export function loadClassifierSpec(cfgFile: string, classes: number | undefined, log: Log): NetworkSpec {
-  const spec = readCfg(cfgFile);
-  for (const w of spec.warnings) log(`warning: ${w}`);
-  const outputs = spec.layers[spec.layers.length - 1].outputs;
-  if (classes !== undefined && outputs !== classes) {
-    throw new DarknetError(`${cfgFile}: the last layer has ${outputs} outputs but the .data file says classes=${classes}`);
-  }
-  if (spec.net.c !== 1 && spec.net.c !== 3) {
-    throw new DarknetError(`${cfgFile}: channels=${spec.net.c}; classifiers load images with 1 or 3 channels`);
-  }
-  return spec;
-}
-
-/** A network on a backend, with weights if given; says which backend really runs. */
-export async function buildNetwork(
-  spec: NetworkSpec,
-  opts: { backend?: string; weights?: string; seed?: number; kernels?: Kernels },
-  log: Log,
-): Promise<Network> {
-  const k = opts.kernels ?? (await createKernels(opts.backend as never));
-  log(`backend: ${k.description}`);
-  const net = new Network(spec, k, { seed: opts.seed });
-  if (opts.weights) {
-    net.loadWeights(readWeights(opts.weights, spec));
-    log(`loaded ${opts.weights} (seen ${net.seen})`);
-  }
-  return net;
-}
-
-export interface TrainOptions {
+export interface TrainCommand {
   dataFile: string;
   cfgFile: string;
   weights?: string;
-  backend?: string;
+  backend?: BackendChoice;
   /** start from seen = 0 (darknet's -clear) */
   clear?: boolean;
   seed?: number;
@@ -72,150 +42,110 @@ export interface TrainOptions {
   backupEvery?: number;
   /** darknet's per-iteration line every this many batches */
   logEvery?: number;
-  /** stop after this many batches instead of max_batches */
+  /** stop after this many batches instead of max_batches (the poly schedule ends there too) */
   maxBatches?: number;
   /** where weights go (default: the .data file's backup) */
   backupDir?: string;
   /** random horizontal flips (darknet always flips) */
   flip?: boolean;
   /** multiply the cfg's learning_rate (retraining after pruning uses about 0.1) */
-  learningRateScale?: number;
-  /**
-   * Freeze the loaded weights' zeros: every zero weight and its momentum stay exactly 0.
-   * The mask is made from the zeros on load, so it survives save, resume and restart.
-   */
+  lrScale?: number;
+  /** keep the loaded weights' zeros (and their momentum) exactly 0 */
   freezeZeros?: boolean;
   /** an already-made source of training images (tests, benchmarks) */
   source?: ImageSource;
   kernels?: Kernels;
-  log?: Log;
-  /** no progress bar */
-  quiet?: boolean;
-  /** checked between batches; true = save a backup and stop */
-  shouldStop?: () => boolean;
+  reporter?: Reporter;
+  /** aborting stops after the batch in progress and saves a backup */
+  signal?: AbortSignal;
 }
 
-export interface TrainResult {
+export interface TrainResult extends TrainOutcome {
   network: Network;
+  /** the network's batch at the end */
   batches: number;
   seen: number;
-  /** loss per batch (per image, darknet's `loss`) */
-  losses: number[];
+  /** the file written last: `<cfg>.weights`, or `<cfg>.backup` when interrupted */
   finalWeights: string;
-  seconds: number;
-  imagesPerSecond: number;
   skippedImages: number;
-  interrupted: boolean;
 }
 
 /**
- * darknet's train_classifier: trains until max_batches, printing darknet's line
- * `batch, epoch: loss, avg avg, rate rate, seconds seconds, seen images`, saving
- * `<cfg>_<epoch>.weights` each epoch, `<cfg>.backup` every `backupEvery` batches and
- * `<cfg>.weights` at the end, plus a loss-curve PNG beside it.
+ * `classifier train`: trains until max_batches, saving `<cfg>_<epoch>.weights` each epoch,
+ * `<cfg>.backup` every `backupEvery` batches and `<cfg>.weights` at the end, plus a
+ * loss-curve PNG beside it. A loss that goes NaN stops training before anything is saved.
  */
-export async function trainClassifier(o: TrainOptions): Promise<TrainResult> {
-  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+export async function trainClassifier(o: TrainCommand): Promise<TrainResult> {
+  const reporter = o.reporter ?? silentReporter;
   const data = readDataConfig(o.dataFile);
-  const parsed = loadClassifierSpec(o.cfgFile, data.classes, log);
+  const parsed = loadClassifierSpec(o.cfgFile, data.classes, reporter);
   // --max-batches and --lr-scale change the schedule itself (poly decays to max_batches).
   const spec: NetworkSpec = {
     ...parsed,
-    net: {
-      ...parsed.net,
-      maxBatches: o.maxBatches ?? parsed.net.maxBatches,
-      learningRate: parsed.net.learningRate * (o.learningRateScale ?? 1),
-    },
+    net: { ...parsed.net, maxBatches: o.maxBatches ?? parsed.net.maxBatches, learningRate: parsed.net.learningRate * (o.lrScale ?? 1) },
   };
-  const net = await buildNetwork(spec, o, log);
-  if (o.clear) net.seen = 0;
-  if (o.freezeZeros) {
-    if (!o.weights) throw new DarknetError('--freeze-zeros needs weights to take the zeros from');
-    const frozen = freezeZeros(net);
-    log(`frozen zeros: ${frozen.zeros} of ${frozen.weights} weights (${((100 * frozen.zeros) / frozen.weights).toFixed(2)}%) stay 0`);
-  }
-  const shape = { w: spec.net.w, h: spec.net.h, c: spec.net.c };
-  const source = o.source ?? new ListSource(readLines(data.train, 'the training list'), readLabels(data.labels, data.classes), shape);
-  const random = mulberry32((o.seed ?? 1) + 7919);
-  const batches = new TrainBatches(source, net.batch, data.classes, shape, random, augmentationOf(spec.net, o.flip ?? false), (m) =>
-    log(`warning: ${m}`),
-  );
-  const maxBatches = spec.net.maxBatches;
-  if (maxBatches <= 0) throw new DarknetError(`${o.cfgFile}: max_batches is ${maxBatches}; set it in [net] or pass --max-batches`);
-  const base = path.basename(o.cfgFile).replace(/\.cfg$/, '');
+  if (spec.net.maxBatches <= 0) throw new DarknetError(`${o.cfgFile}: max_batches is ${spec.net.maxBatches}; set it in [net] or pass --max-batches`);
+  if (o.freezeZeros && !o.weights) throw new DarknetError('--freeze-zeros needs weights to take the zeros from');
   const backupDir = o.backupDir ?? data.backup;
+  // Checked before training starts: a bad backup folder must not cost a training run.
+  checkOutputDir(backupDir);
+  const start = o.weights ? loadWeights(o.weights, spec) : undefined;
+  if (start && o.weights) requireFinite(start, spec, o.weights);
+  const source = o.source ?? trainSource(data, spec);
+  try {
+    return await trainOn(o, spec, source, start, backupDir, data.classes, reporter);
+  } finally {
+    if (!o.source) await closeSource(source);
+  }
+}
+
+async function trainOn(
+  o: TrainCommand, spec: NetworkSpec, source: ImageSource, start: WeightsFile | undefined, backupDir: string, classes: number, reporter: Reporter,
+): Promise<TrainResult> {
+  const k = o.kernels ?? (await loadKernels(o.backend, reporter));
+  const net = buildNetwork(spec, k, start, o.seed);
+  if (o.weights) reporter.info(`loaded ${o.weights} (seen ${net.seen})`);
+  if (o.clear) net.seen = 0;
+  if (o.freezeZeros && start) {
+    const masks = masksFromZeros(net, start);
+    applyMasks(net, masks);
+    const { zeros, weights } = countMasked(masks);
+    reporter.info(`frozen zeros: ${zeros} of ${weights} weights (${((100 * zeros) / weights).toFixed(2)}%) stay 0`);
+  }
+  const random = mulberry32((o.seed ?? 1) + 7919);
+  const batches = new TrainBatches(source, net.batch, classes, shapeOf(spec), random, augmentationOf(spec.net, o.flip ?? false), (m) =>
+    reporter.warn(m),
+  );
+  const base = path.basename(o.cfgFile).replace(/\.cfg$/, '');
   const save = (name: string) => {
     const file = path.join(backupDir, name);
-    writeWeights(file, net.exportWeights(), spec);
+    saveNetwork(file, net);
     return file;
   };
-  log(`training ${base}: ${source.count} images, batch ${net.batch * spec.net.subdivisions} (${spec.net.subdivisions} subdivisions), ` +
-    `learning rate ${spec.net.learningRate}, momentum ${spec.net.momentum}, decay ${spec.net.decay}, to ${maxBatches} batches`);
-
-  const logEvery = o.logEvery ?? 10;
+  reporter.info(`training ${base}: ${source.count} images, batch ${net.batch * spec.net.subdivisions} (${spec.net.subdivisions} subdivisions), ` +
+    `learning rate ${spec.net.learningRate}, momentum ${spec.net.momentum}, decay ${spec.net.decay}, to ${spec.net.maxBatches} batches`);
   const backupEvery = o.backupEvery ?? 1000;
-  const progress = o.quiet ? null : new Progress('train', maxBatches, 'batch');
-  const losses: number[] = [];
-  let avg = -1;
   let epoch = Math.floor(net.seen / source.count);
-  const start = Date.now();
-  const startSeen = net.seen;
-  let interrupted = false;
-  while (net.currentBatch() < maxBatches) {
-    if (o.shouldStop?.()) {
-      interrupted = true;
-      break;
-    }
-    const t0 = Date.now();
-    let loss = 0;
-    for (let s = 0; s < spec.net.subdivisions; s++) {
-      const b = await batches.next();
-      loss += net.trainBatch(b.x, b.y);
-    }
-    loss /= spec.net.subdivisions;
-    losses.push(loss);
-    avg = avg < 0 ? loss : avg * 0.9 + loss * 0.1;
-    const batch = net.currentBatch();
-    if (batch % logEvery === 0 || batch === maxBatches) {
-      const seconds = (Date.now() - t0) / 1000;
-      log(`${batch}, ${(net.seen / source.count).toFixed(3)}: ${loss.toFixed(6)}, ${avg.toFixed(6)} avg, ` +
-        `${net.currentRate().toFixed(6)} rate, ${seconds.toFixed(6)} seconds, ${net.seen} images`);
-    }
-    progress?.update(batch, `loss ${avg.toFixed(4)}`);
-    if (Math.floor(net.seen / source.count) > epoch) {
-      epoch = Math.floor(net.seen / source.count);
-      save(`${base}_${epoch}.weights`);
-    }
-    if (batch % backupEvery === 0) save(`${base}.backup`);
-  }
-  progress?.finish(net.currentBatch());
-  const seconds = (Date.now() - start) / 1000;
-  let finalWeights: string;
-  if (interrupted) {
-    finalWeights = save(`${base}.backup`);
-    log(`interrupted at batch ${net.currentBatch()}: saved ${finalWeights}; resume with it as the weights argument`);
-  } else {
-    finalWeights = save(`${base}.weights`);
-  }
-  if (losses.length > 1) {
-    const png = path.join(backupDir, `${base}.loss.png`);
-    atomicWrite(png, lossChart(base, losses, net.currentBatch() - losses.length));
-  }
-  const imagesPerSecond = (net.seen - startSeen) / Math.max(seconds, 1e-9);
-  log(`trained ${net.currentBatch()} batches (${net.seen} images) in ${formatDuration(seconds)}, ` +
-    `${imagesPerSecond.toFixed(0)} images/s; weights: ${finalWeights}` +
+  const outcome = await train(net, batches, {
+    maxBatches: spec.net.maxBatches,
+    epochSize: source.count,
+    signal: o.signal,
+    logEvery: o.logEvery ?? 10,
+    reporter,
+    afterBatch(step) {
+      if (step.epoch > epoch) {
+        epoch = step.epoch;
+        save(`${base}_${epoch}.weights`);
+      }
+      if (step.batch % backupEvery === 0) save(`${base}.backup`);
+    },
+  });
+  const finalWeights = save(outcome.interrupted ? `${base}.backup` : `${base}.weights`);
+  if (outcome.losses.length > 1) atomicWrite(path.join(backupDir, `${base}.loss.png`), lossChart(base, outcome.losses, outcome.firstBatch));
+  reporter.info(`${outcome.interrupted ? 'stopped at' : 'trained to'} batch ${net.currentBatch()} (${net.seen} images), ` +
+    `${outcome.imagesPerSecond.toFixed(0)} images/s; weights: ${finalWeights}` +
     (batches.skipped.size ? `; skipped ${batches.skipped.size} images that could not be loaded` : ''));
-  return {
-    network: net,
-    batches: net.currentBatch(),
-    seen: net.seen,
-    losses,
-    finalWeights,
-    seconds,
-    imagesPerSecond,
-    skippedImages: batches.skipped.size,
-    interrupted,
-  };
+  return { ...outcome, network: net, batches: net.currentBatch(), seen: net.seen, finalWeights, skippedImages: batches.skipped.size };
 }
 
 function lossChart(base: string, losses: number[], firstBatch: number): Buffer {
@@ -235,105 +165,36 @@ function lossChart(base: string, losses: number[], firstBatch: number): Buffer {
   });
 }
 
-/**
- * Masks every prunable layer's weights where they are 0 now (conv, connected): the
- * masked update keeps them and their momentum exactly 0.
- * NOTE: darknet's update adds momentum and decay to every weight, so without the mask a
- * pruned weight comes back after one step; this is the most reported bug in pruning tools.
- */
-export function freezeZeros(net: Network): { zeros: number; weights: number } {
-  let zeros = 0;
-  let weights = 0;
-  for (const l of net.layers) {
-    const w = l.params.find((p) => p.name === 'weights');
-    if (!w || !l.setMask) continue;
-    const values = net.k.read(w.tensor);
-    const mask = new Float32Array(values.length);
-    for (let i = 0; i < values.length; i++) {
-      mask[i] = values[i] !== 0 ? 1 : 0;
-      if (values[i] === 0) zeros++;
-    }
-    weights += values.length;
-    l.setMask(mask);
-  }
-  return { zeros, weights };
-}
-
-export interface ValidResult {
-  count: number;
-  top1: number;
-  topK: number;
-  k: number;
-  /** predicted class of each image (top-1) */
-  predictions: Int32Array;
-  seconds: number;
-}
-
-/** Top-1 and top-k of a [batch, classes] output row block. */
-function rankRow(out: ArrayLike<number>, offset: number, classes: number): number[] {
-  return Array.from({ length: classes }, (_, c) => c).sort((a, b) => out[offset + b] - out[offset + a]);
-}
-
-/**
- * darknet's validate_classifier_single over a source: batched inference (the last batch
- * padded), top-1 and top-k accuracy.
- */
-export async function validate(net: Network, source: ImageSource, classes: number, k: number, quiet = false): Promise<ValidResult> {
-  const inputs = net.config.inputs;
-  const x = new Float32Array(net.batch * inputs);
-  const predictions = new Int32Array(source.count);
-  let top1 = 0;
-  let topK = 0;
-  const start = Date.now();
-  const progress = new Progress('valid', source.count, 'img');
-  // The next batch is decoded while this one runs (two input buffers, one in flight).
-  const buffers = [x, new Float32Array(x.length)];
-  const load = (s: number) => fillInputs(source, s, Math.min(net.batch, source.count - s), buffers[(s / net.batch) % 2], inputs);
-  let pending = source.count > 0 ? load(0) : Promise.resolve();
-  for (let s = 0; s < source.count; s += net.batch) {
-    const n = Math.min(net.batch, source.count - s);
-    await pending;
-    if (s + net.batch < source.count) {
-      pending = load(s + net.batch);
-      pending.catch(() => undefined); // surfaces at its await
-    }
-    const out = net.predict(buffers[(s / net.batch) % 2]);
-    for (let j = 0; j < n; j++) {
-      const ranked = rankRow(out, j * classes, classes);
-      const truth = source.label(s + j);
-      predictions[s + j] = ranked[0];
-      if (ranked[0] === truth) top1++;
-      if (ranked.slice(0, k).includes(truth)) topK++;
-    }
-    if (!quiet) progress.update(s + n, `top 1: ${(top1 / (s + n)).toFixed(4)}`);
-  }
-  if (!quiet) progress.finish(source.count);
-  return { count: source.count, top1: top1 / source.count, topK: topK / source.count, k, predictions, seconds: (Date.now() - start) / 1000 };
-}
-
-export interface ValidOptions {
+export interface ValidCommand {
   dataFile: string;
   cfgFile: string;
   weights: string;
-  backend?: string;
+  backend?: BackendChoice;
   /** images per forward pass (default: the cfg's batch / subdivisions) */
   batch?: number;
   kernels?: Kernels;
-  log?: Log;
-  quiet?: boolean;
+  reporter?: Reporter;
 }
 
-/** `classifier valid`: every image of the .data file's valid list must load. */
-export async function validClassifier(o: ValidOptions): Promise<ValidResult & { data: DataConfig }> {
-  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+/** `classifier valid`: top-1 and top-k over the .data file's valid list; every image must load. */
+export async function validClassifier(o: ValidCommand): Promise<Evaluation> {
+  const reporter = o.reporter ?? silentReporter;
   const data = readDataConfig(o.dataFile);
-  let spec = loadClassifierSpec(o.cfgFile, data.classes, log);
-  spec = withBatch(spec, o.batch ?? spec.net.batch);
-  const net = await buildNetwork(spec, o, log);
-  const paths = readLines(data.valid, 'the validation list');
-  const source = new ListSource(paths, readLabels(data.labels, data.classes), { w: spec.net.w, h: spec.net.h, c: spec.net.c }, false);
-  const result = await validate(net, source, data.classes, Math.min(data.top || 1, data.classes), o.quiet);
-  return { ...result, data };
+  const parsed = loadClassifierSpec(o.cfgFile, data.classes, reporter);
+  const spec = withBatch(parsed, o.batch ?? parsed.net.batch);
+  const weights = loadWeights(o.weights, spec);
+  requireFinite(weights, spec, o.weights);
+  const source = validSource(data, spec);
+  try {
+    const net = buildNetwork(spec, o.kernels ?? (await loadKernels(o.backend, reporter)), weights);
+    try {
+      return await evaluate(net, source, { k: data.top || 1, reporter, label: 'valid' });
+    } finally {
+      net.dispose();
+    }
+  } finally {
+    await closeSource(source);
+  }
 }
 
 export interface Prediction {
@@ -343,23 +204,142 @@ export interface Prediction {
 
 /** `classifier predict`: the top classes of each image, with names. */
 export async function predictImages(
-  o: { dataFile: string; cfgFile: string; weights: string; backend?: string; top?: number; log?: Log; kernels?: Kernels },
+  o: { dataFile: string; cfgFile: string; weights: string; backend?: BackendChoice; top?: number; reporter?: Reporter; kernels?: Kernels },
   images: AsyncIterable<string> | Iterable<string>,
   onPrediction: (p: Prediction) => void,
 ): Promise<void> {
-  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const reporter = o.reporter ?? silentReporter;
   const data = readDataConfig(o.dataFile);
-  const spec = withBatch(loadClassifierSpec(o.cfgFile, data.classes, log), 1);
-  const names = fs.existsSync(data.names) ? readLines(data.names, 'names') : readLines(data.labels, 'labels');
-  const net = await buildNetwork(spec, o, log);
+  const spec = withBatch(loadClassifierSpec(o.cfgFile, data.classes, reporter), 1);
+  const names = classNames(data);
+  const weights = loadWeights(o.weights, spec);
+  requireFinite(weights, spec, o.weights);
+  if (o.top !== undefined && o.top > data.classes) throw new DarknetError(`--top ${o.top}: the model has only ${data.classes} classes`);
+  const net = buildNetwork(spec, o.kernels ?? (await loadKernels(o.backend, reporter)), weights);
   const top = Math.min(o.top ?? (data.top || 1), data.classes);
-  const { loadImage } = await import('./data/images');
+  const { loadImage } = await import('../data/images');
   const x = new Float32Array(spec.net.inputs);
-  for await (const image of images) {
-    const img = await loadImage(image, spec.net.w, spec.net.h, spec.net.c as 1 | 3);
-    for (let i = 0; i < x.length; i++) x[i] = img.data[i] / 255;
-    const out = net.predict(x);
-    const ranked = rankRow(out, 0, data.classes).slice(0, top);
-    onPrediction({ image, top: ranked.map((c) => ({ class: c, name: names[c] ?? String(c), probability: out[c] })) });
+  try {
+    for await (const image of images) {
+      const img = await loadImage(image, spec.net.w, spec.net.h, spec.net.c as 1 | 3);
+      for (let i = 0; i < x.length; i++) x[i] = img.data[i] / 255;
+      const out = net.predict(x);
+      const ranked = rankRow(out, 0, data.classes).slice(0, top);
+      onPrediction({ image, top: ranked.map((c) => ({ class: c, name: names[c] ?? String(c), probability: out[c] })) });
+    }
+  } finally {
+    net.dispose();
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// The verbs
+
+/** Options shared by the classifier verbs. */
+function classifierArgs<T>(y: import('yargs').Argv<T>) {
+  return y
+    .positional('data', { type: 'string', demandOption: true, describe: 'darknet .data file' })
+    .positional('cfg', { type: 'string', demandOption: true, describe: 'darknet .cfg file' });
+}
+
+const trainVerb = verb({
+  command: 'train <data> <cfg> [weights]',
+  describe: 'train a classifier (darknet: classifier train)',
+  builder: (y) =>
+    classifierArgs(y)
+      .positional('weights', { type: 'string', describe: 'start from these weights (a darknet .weights or .backup)' })
+      .option('clear', { type: 'boolean', default: false, describe: 'reset seen to 0 (start the schedule over)' })
+      .option('seed', { type: 'string', default: '1', coerce: integer('seed', { min: 0, max: 2 ** 32 - 1 }), describe: 'seed for initial weights, shuffling, dropout and augmentation' })
+      .option('max-batches', { type: 'string', coerce: integer('max-batches', { min: 1, max: MAX_COUNT }), describe: 'train to this batch instead of the cfg max_batches (the poly schedule ends there)' })
+      .option('backup-every', { type: 'string', default: '1000', coerce: integer('backup-every', { min: 1, max: MAX_COUNT }), describe: 'save <cfg>.backup every N batches' })
+      .option('log-every', { type: 'string', default: '10', coerce: integer('log-every', { min: 1, max: MAX_COUNT }), describe: "print darknet's per-iteration line every N batches" })
+      .option('backup', { type: 'string', describe: "where weights are saved (default: the .data file's backup)" })
+      .option('flip', { type: 'boolean', default: false, describe: 'random horizontal flips (darknet always flips)' })
+      .option('lr-scale', { type: 'string', default: '1', coerce: real('lr-scale', { min: 0, max: 100, exclusiveMin: true }), describe: "multiply the cfg's learning_rate (about 0.1 to retrain a pruned model)" })
+      .option('freeze-zeros', { type: 'boolean', default: false, describe: "keep the loaded weights' zeros (and their momentum) exactly 0 while training" }),
+  async run(args, io) {
+    const reporter = reporterOf(io);
+    const r = await withInterrupt((l) => io.err(`${l}\n`), async (i) => {
+      const result = await trainClassifier({
+        dataFile: args.data,
+        cfgFile: args.cfg,
+        weights: args.weights,
+        backend: args.backend,
+        clear: args.clear,
+        seed: args.seed,
+        maxBatches: args['max-batches'],
+        backupEvery: args['backup-every'],
+        logEvery: args['log-every'],
+        backupDir: args.backup,
+        flip: args.flip,
+        lrScale: args['lr-scale'],
+        freezeZeros: args['freeze-zeros'],
+        reporter,
+        signal: i.signal,
+      });
+      if (result.interrupted) {
+        throw new Interrupted(
+          `interrupted at batch ${result.batches}: saved ${result.finalWeights}; resume with: ` +
+            `darknet-ts classifier train ${args.data} ${args.cfg} ${result.finalWeights}${args['freeze-zeros'] ? ' --freeze-zeros' : ''} (and the same options)`,
+          i.received,
+        );
+      }
+      return result;
+    });
+    io.out(`done: ${r.batches} batches, ${r.seen} images, ${r.imagesPerSecond.toFixed(0)} images/s, weights ${r.finalWeights}\n`);
+  },
+});
+
+const validVerb = verb({
+  command: 'valid <data> <cfg> <weights>',
+  describe: 'top-1 and top-k accuracy over the valid list (darknet: classifier valid)',
+  builder: (y) =>
+    classifierArgs(y)
+      .positional('weights', { type: 'string', demandOption: true, describe: 'darknet .weights file' })
+      .option('batch', { type: 'string', coerce: integer('batch', { min: 1, max: 4096 }), describe: 'images per forward pass (default: the cfg batch)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' }),
+  async run(args, io) {
+    const r = await validClassifier({
+      dataFile: args.data, cfgFile: args.cfg, weights: args.weights, backend: args.backend, batch: args.batch, reporter: reporterOf(io, args.json),
+    });
+    if (args.json) {
+      io.out(`${JSON.stringify({ images: r.count, top1: r.top1, [`top${r.k}`]: r.topK, seconds: r.seconds })}\n`);
+    } else {
+      io.out(`top 1: ${r.top1.toFixed(6)}, top ${r.k}: ${r.topK.toFixed(6)} (${r.count} images, ${(r.count / r.seconds).toFixed(0)} images/s)\n`);
+    }
+  },
+});
+
+/** Image paths from stdin, one a line. */
+async function* stdinLines(): AsyncIterable<string> {
+  const rl = readline.createInterface({ input: process.stdin });
+  for await (const line of rl) if (line.trim() !== '') yield line.trim();
+}
+
+const predictVerb = verb({
+  command: 'predict <data> <cfg> <weights> [image]',
+  describe: 'top classes of an image, or of each path read from stdin (darknet: classifier predict)',
+  builder: (y) =>
+    classifierArgs(y)
+      .positional('weights', { type: 'string', demandOption: true, describe: 'darknet .weights file' })
+      .positional('image', { type: 'string', describe: 'an image (PNG or JPEG); without it, paths are read from stdin' })
+      .option('top', { type: 'string', coerce: integer('top', { min: 1, max: 100000 }), describe: "classes to show (default: the .data file's top)" })
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON object per image' }),
+  async run(args, io) {
+    const images = args.image !== undefined ? [args.image] : stdinLines();
+    await predictImages(
+      { dataFile: args.data, cfgFile: args.cfg, weights: args.weights, backend: args.backend, top: args.top, reporter: reporterOf(io, true) },
+      images,
+      (p) => {
+        if (args.json) io.out(`${JSON.stringify(p)}\n`);
+        else io.out(`${p.image}\n${p.top.map((t) => `${(100 * t.probability).toFixed(2).padStart(6)}%: ${t.name}`).join('\n')}\n`);
+      },
+    );
+  },
+});
+
+export const classifier: Group = {
+  command: 'classifier',
+  describe: "train, validate and predict with a classifier (darknet's verbs and argument order)",
+  verbs: [trainVerb, validVerb, predictVerb],
+};

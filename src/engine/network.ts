@@ -1,10 +1,11 @@
-import type { NetConfig, NetworkSpec } from './config';
-import { DarknetError } from './errors';
+import type { NetConfig, NetworkSpec } from '../cfg/config';
+import { checkNetworkBudget } from '../cfg/memory';
+import { DarknetError } from '../errors';
 import type { Layer, NetState } from './layer';
-import { definitionOf } from './layers';
-import type { FloatArray, Kernels, Tensor } from './kernels/types';
+import { definitionOf } from '../layers';
+import type { FloatArray, Kernels, Tensor } from '../kernels/types';
 import { mulberry32 } from './random';
-import { DARKNET_HEADER, type WeightsFile, type WeightsHeader } from './weights';
+import { DARKNET_HEADER, type WeightsFile, type WeightsHeader } from '../io/weights';
 
 /**
  * A network built on a backend: darknet's network.c. forward runs the layers in order,
@@ -15,6 +16,35 @@ import { DARKNET_HEADER, type WeightsFile, type WeightsHeader } from './weights'
  *   const net = new Network(readCfg('cfg/lenet.cfg'), await createKernels('webasm'));
  *   const loss = net.trainBatch(images, oneHotLabels); // [batch, inputs], [batch, classes]
  */
+/** A spec with another batch size and no subdivisions (every per-image shape is unchanged), e.g. for inference. */
+export function withBatch(spec: NetworkSpec, batch: number): NetworkSpec {
+  return {
+    ...spec,
+    net: { ...spec.net, batch, subdivisions: 1 },
+    layers: spec.layers.map((l) => ({ ...l, batch })),
+  };
+}
+
+/**
+ * The same kernels with every `alloc` recorded in `owned`, so a network can free exactly
+ * what it made (layers allocate through the kernels they are given).
+ */
+function trackAllocations(k: Kernels, owned: Tensor[]): Kernels {
+  return new Proxy(k, {
+    get(target, key) {
+      if (key === 'alloc') {
+        return (size: number) => {
+          const t = target.alloc(size);
+          owned.push(t);
+          return t;
+        };
+      }
+      const v = Reflect.get(target, key, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}
+
 export class Network {
   readonly config: NetConfig;
   readonly layers: Layer[];
@@ -25,14 +55,33 @@ export class Network {
   /** `[batch, outputs of the last layer]` */
   readonly truth: Tensor;
   private readonly random: () => number;
+  /** passes since the last update: darknet updates after every `subdivisions` passes */
+  private passes = 0;
+  /** every tensor this network allocated, freed by dispose() */
+  private readonly owned: Tensor[] = [];
+  private disposed = false;
 
   constructor(readonly spec: NetworkSpec, readonly k: Kernels, options: { seed?: number } = {}) {
     this.config = spec.net;
     if (spec.layers.length === 0) throw new DarknetError(`${spec.file}: the cfg has no layers after [net]`);
+    // Refused before anything is allocated: a cfg with absurd sizes is an error, not an out-of-memory crash.
+    checkNetworkBudget(spec);
     this.random = mulberry32(options.seed ?? 1);
-    this.layers = spec.layers.map((s) => definitionOf(s.type).create(s, k));
-    this.input = k.alloc(this.batch * this.config.inputs);
-    this.truth = k.alloc(this.batch * this.outputs);
+    const tracked = trackAllocations(k, this.owned);
+    this.layers = spec.layers.map((s) => definitionOf(s.type).create(s, tracked));
+    this.input = tracked.alloc(this.batch * this.config.inputs);
+    this.truth = tracked.alloc(this.batch * this.outputs);
+  }
+
+  /**
+   * Frees every tensor the network allocated on its backend (the backend itself stays
+   * usable for other networks). The network must not be used afterwards.
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const t of this.owned) this.k.free(t);
+    this.owned.length = 0;
   }
 
   /** images per forward pass (cfg batch / subdivisions) */
@@ -153,7 +202,15 @@ export class Network {
     this.seen += this.batch;
     const cost = this.forward(true, true);
     this.backward();
-    if ((this.seen / this.batch) % this.config.subdivisions === 0) this.update();
+    // NOTE: darknet tests (seen / batch) % subdivisions, which never holds again once a
+    // loaded file's seen is not a multiple of the batch (seen = 5, or darknet's own
+    // lenet.weights at another batch): every pass would run and no update ever apply.
+    // Counting passes here updates after every `subdivisions` passes whatever seen is.
+    this.passes++;
+    if (this.passes >= this.config.subdivisions) {
+      this.passes = 0;
+      this.update();
+    }
     return cost / this.batch;
   }
 
@@ -170,6 +227,7 @@ export class Network {
       throw new DarknetError(`weights are for ${w.layers.length} layers, the network has ${this.layers.length}`);
     }
     this.seen = w.header.seen;
+    this.passes = 0;
     this.layers.forEach((l, i) => {
       for (const p of l.params) {
         const a = w.layers[i][p.name];

@@ -1,6 +1,6 @@
 import type { ChannelShape, Kernels } from '../kernels/types';
-import { baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec, type NetState, type ParseContext } from '../layer';
-import type { Options } from '../options';
+import { baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec, type NetState, type ParseContext } from '../engine/layer';
+import type { Options } from '../cfg/options';
 
 /** `[avgpool]`: darknet's avgpool_layer.c. It has no keys: it is always global. */
 export interface AvgpoolSpec extends LayerSpec {

@@ -1,5 +1,5 @@
 import type { ChannelShape, Kernels, SgdParams, Tensor } from '../kernels/types';
-import type { ParamSpec } from '../layer';
+import type { ParamSpec } from '../engine/layer';
 
 /**
  * The batch-norm sequence shared by convolutional, connected and batchnorm layers

@@ -2,8 +2,8 @@ import type { ChannelShape, Kernels, Tensor } from '../kernels/types';
 import {
   baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec, type NetState,
   type ParamTensor, type ParseContext,
-} from '../layer';
-import type { Options } from '../options';
+} from '../engine/layer';
+import type { Options } from '../cfg/options';
 import { BatchNorm, batchNormParams } from './batchnorm-core';
 
 /**

@@ -2,8 +2,8 @@ import type { Activation, ChannelShape, GemmShape, Kernels, Tensor } from '../ke
 import {
   activationOption, baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec,
   type NetState, type ParamSpec, type ParamTensor, type ParseContext, type UpdateArgs,
-} from '../layer';
-import type { Options } from '../options';
+} from '../engine/layer';
+import type { Options } from '../cfg/options';
 import { BatchNorm, batchNormParams } from './batchnorm-core';
 import {
   applyMask, backwardNormBiasActivation, forwardNormBiasActivation, initialWeights, updateWeighted, weightedParams,

@@ -2,9 +2,9 @@ import type { Activation, ChannelShape, ConvShape, Kernels, Tensor } from '../ke
 import {
   activationOption, baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec,
   type NetState, type ParamSpec, type ParamTensor, type ParseContext, type UpdateArgs,
-} from '../layer';
-import type { Options } from '../options';
-import { gaussian } from '../random';
+} from '../engine/layer';
+import type { Options } from '../cfg/options';
+import { gaussian } from '../engine/random';
 import { BatchNorm, batchNormParams } from './batchnorm-core';
 import {
   applyMask, backwardNormBiasActivation, forwardNormBiasActivation, initialWeights, updateWeighted, weightedParams,

@@ -1,6 +1,6 @@
 import type { Kernels } from '../kernels/types';
-import { baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec, type NetState, type ParseContext } from '../layer';
-import type { Options } from '../options';
+import { baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec, type NetState, type ParseContext } from '../engine/layer';
+import type { Options } from '../cfg/options';
 
 /** `[dropout]`: darknet's dropout_layer.c (inverted dropout: survivors are scaled up). */
 export interface DropoutSpec extends LayerSpec {

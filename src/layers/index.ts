@@ -1,5 +1,5 @@
 import { DarknetError } from '../errors';
-import type { LayerDefinition, LayerType } from '../layer';
+import type { LayerDefinition, LayerType } from '../engine/layer';
 import { avgpool } from './avgpool';
 import { batchnorm } from './batchnorm';
 import { connected } from './connected';

@@ -1,6 +1,6 @@
 import type { Kernels, PoolShape } from '../kernels/types';
-import { baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec, type NetState, type ParseContext } from '../layer';
-import type { Options } from '../options';
+import { baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec, type NetState, type ParseContext } from '../engine/layer';
+import type { Options } from '../cfg/options';
 
 /** `[maxpool]`: darknet's maxpool_layer.c. */
 export interface MaxpoolSpec extends LayerSpec {

@@ -1,8 +1,8 @@
 import type { Activation, Kernels, ShortcutShape } from '../kernels/types';
 import {
   activationOption, baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec, type NetState, type ParseContext,
-} from '../layer';
-import type { Options } from '../options';
+} from '../engine/layer';
+import type { Options } from '../cfg/options';
 
 /**
  * `[shortcut]`: darknet's shortcut_layer.c, a residual connection:

@@ -1,6 +1,6 @@
 import type { Activation, ChannelShape, Kernels, Tensor } from '../kernels/types';
-import type { ParamSpec, ParamTensor, UpdateArgs } from '../layer';
-import { mulberry32 } from '../random';
+import type { ParamSpec, ParamTensor, UpdateArgs } from '../engine/layer';
+import { mulberry32 } from '../engine/random';
 import type { BatchNorm } from './batchnorm-core';
 
 /**

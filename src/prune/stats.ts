@@ -1,6 +1,6 @@
-import type { NetworkSpec } from '../config';
-import type { LayerSpec } from '../layer';
-import type { WeightsFile } from '../weights';
+import type { NetworkSpec } from '../cfg/config';
+import type { LayerSpec } from '../engine/layer';
+import type { WeightsFile } from '../io/weights';
 
 /**
  * Sparsity of a weights file, counted from the arrays themselves (never from

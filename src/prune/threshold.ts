@@ -1,7 +1,7 @@
-import type { NetworkSpec } from '../config';
+import type { NetworkSpec } from '../cfg/config';
 import { DarknetError } from '../errors';
-import type { LayerSpec } from '../layer';
-import type { LayerWeights, WeightsFile } from '../weights';
+import type { LayerSpec } from '../engine/layer';
+import type { LayerWeights, WeightsFile } from '../io/weights';
 import { PRUNABLE } from './stats';
 
 /**

@@ -1,7 +1,7 @@
-import type { NetworkSpec } from './config';
-import type { LayerSpec } from './layer';
-import { sparsityOf } from './prune/stats';
-import type { WeightsFile } from './weights';
+import type { NetworkSpec } from '../cfg/config';
+import type { LayerSpec } from '../engine/layer';
+import { sparsityOf } from '../prune/stats';
+import type { WeightsFile } from '../io/weights';
 
 /**
  * darknet's layer table (what parse_network_cfg prints while it builds a network), with

@@ -1,15 +1,17 @@
 /**
  * The classifier verbs end to end on real MNIST PNGs: train (saves, resume, Ctrl-C,
- * frozen zeros, bad images), valid and predict, through the library and the CLI.
+ * frozen zeros, bad images), valid and predict, through the command functions and the CLI.
+ * Signals and bad input through a real child process: faults.test.ts.
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { main } from '../src/cli';
-import { predictImages, trainClassifier, validClassifier } from '../src/classifier';
-import { exportMnist } from '../src/data/mnist-export';
-import { readCfg } from '../src/parser';
-import { readWeights, writeWeights } from '../src/weights';
+import { main } from '../../src/commands/cli';
+import { predictImages, trainClassifier, validClassifier } from '../../src/commands/classifier';
+import { collectingReporter } from '../../src/engine/reporter';
+import { exportMnist } from '../../src/data/mnist-export';
+import { readCfg } from '../../src/cfg/parser';
+import { readWeights, writeWeights } from '../../src/io/weights';
 
 const SMALL = `
 [net]
@@ -48,7 +50,7 @@ const quiet = () => undefined;
 
 beforeAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });
-  ({ dataFile } = exportMnist(path.join(dir, 'mnist'), { limit: 400, quiet: true }));
+  ({ dataFile } = exportMnist(path.join(dir, 'mnist'), { limit: 400 }));
   cfgFile = path.join(dir, 'small.cfg');
   fs.writeFileSync(cfgFile, SMALL);
 });
@@ -57,7 +59,7 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 describe('[webasm] classifier train', () => {
   test('[webasm] trains, saves epoch / backup / final weights and a loss plot, and resumes', async () => {
     const backup = path.join(dir, 'w1');
-    const r = await trainClassifier({ dataFile, cfgFile, backend: 'webasm', backupDir: backup, backupEvery: 20, log: quiet, quiet: true });
+    const r = await trainClassifier({ dataFile, cfgFile, backend: 'webasm', backupDir: backup, backupEvery: 20 });
     expect(r.batches).toBe(30);
     expect(r.seen).toBe(480);
     expect(fs.readdirSync(backup).sort()).toEqual(['small.backup', 'small.loss.png', 'small.weights', 'small_1.weights']);
@@ -68,27 +70,17 @@ describe('[webasm] classifier train', () => {
 
     // Resuming from the final weights with a later max_batches continues seen and the schedule.
     const more = await trainClassifier({
-      dataFile, cfgFile, backend: 'webasm', weights: path.join(backup, 'small.weights'), maxBatches: 35, backupDir: backup, log: quiet, quiet: true,
+      dataFile, cfgFile, backend: 'webasm', weights: path.join(backup, 'small.weights'), maxBatches: 35, backupDir: backup,
     });
     expect(more.batches).toBe(35);
     expect(more.losses).toHaveLength(5);
     expect(more.seen).toBe(560);
   });
 
-  test('[webasm] a stop request saves a backup and ends cleanly', async () => {
-    const backup = path.join(dir, 'w2');
-    let calls = 0;
-    const r = await trainClassifier({ dataFile, cfgFile, backend: 'webasm', backupDir: backup, log: quiet, quiet: true, shouldStop: () => ++calls > 7 });
-    expect(r.interrupted).toBe(true);
-    expect(r.batches).toBe(7);
-    expect(fs.existsSync(path.join(backup, 'small.backup'))).toBe(true);
-    expect(fs.existsSync(path.join(backup, 'small.weights'))).toBe(false);
-  });
-
   test('[webasm] --freeze-zeros keeps every zero weight zero through training', async () => {
     const backup = path.join(dir, 'w3');
     const spec = readCfg(cfgFile);
-    const start = await trainClassifier({ dataFile, cfgFile, backend: 'webasm', maxBatches: 5, backupDir: backup, log: quiet, quiet: true });
+    const start = await trainClassifier({ dataFile, cfgFile, backend: 'webasm', maxBatches: 5, backupDir: backup });
     const w = readWeights(start.finalWeights, spec);
     let zeros = 0;
     for (const l of w.layers) {
@@ -102,7 +94,7 @@ describe('[webasm] classifier train', () => {
     const pruned = path.join(dir, 'pruned.weights');
     writeWeights(pruned, w, spec);
     const r = await trainClassifier({
-      dataFile, cfgFile, backend: 'webasm', weights: pruned, clear: true, freezeZeros: true, maxBatches: 20, backupDir: backup, log: quiet, quiet: true,
+      dataFile, cfgFile, backend: 'webasm', weights: pruned, clear: true, freezeZeros: true, maxBatches: 20, backupDir: backup,
     });
     const after = readWeights(r.finalWeights, spec);
     let stillZero = 0;
@@ -127,13 +119,13 @@ describe('[webasm] classifier train', () => {
     fs.writeFileSync(brokenData, fs.readFileSync(dataFile, 'utf8').replace(/^train=.*$/m, `train=${list}`));
     const warnings: string[] = [];
     const r = await trainClassifier({
-      dataFile: brokenData, cfgFile, backend: 'webasm', maxBatches: 6, backupDir: path.join(dir, 'w4'), log: (l) => warnings.push(l), quiet: true,
+      dataFile: brokenData, cfgFile, backend: 'webasm', maxBatches: 6, backupDir: path.join(dir, 'w4'), reporter: collectingReporter(warnings),
     });
     expect(r.skippedImages).toBe(1);
     expect(warnings.filter((w) => w.includes('gone_c3.png'))).toHaveLength(1);
 
     fs.writeFileSync(list, [...good, path.join(dir, 'mnist', 'train', 'x_c3_c4.png')].join('\n'));
-    await expect(trainClassifier({ dataFile: brokenData, cfgFile, backend: 'webasm', backupDir: path.join(dir, 'w5'), log: quiet, quiet: true })).rejects.toThrow(
+    await expect(trainClassifier({ dataFile: brokenData, cfgFile, backend: 'webasm', backupDir: path.join(dir, 'w5') })).rejects.toThrow(
       /x_c3_c4\.png: matches 2 labels \(c3, c4\)/,
     );
   });
@@ -142,8 +134,8 @@ describe('[webasm] classifier train', () => {
 describe('[webasm] classifier valid and predict', () => {
   test('[webasm] valid reports top-1 / top-2 and predict names the classes, through the CLI', async () => {
     const backup = path.join(dir, 'w6');
-    const trained = await trainClassifier({ dataFile, cfgFile, backend: 'webasm', backupDir: backup, log: quiet, quiet: true });
-    const v = await validClassifier({ dataFile, cfgFile, weights: trained.finalWeights, backend: 'webasm', quiet: true, log: quiet });
+    const trained = await trainClassifier({ dataFile, cfgFile, backend: 'webasm', backupDir: backup });
+    const v = await validClassifier({ dataFile, cfgFile, weights: trained.finalWeights, backend: 'webasm' });
     expect(v.count).toBe(400);
     expect(v.top1).toBeGreaterThan(0.5);
     expect(v.topK).toBeGreaterThanOrEqual(v.top1);
@@ -156,7 +148,7 @@ describe('[webasm] classifier valid and predict', () => {
 
     const image = fs.readFileSync(path.join(dir, 'mnist', 'test.list'), 'utf8').split('\n')[0];
     const seen: string[] = [];
-    await predictImages({ dataFile, cfgFile, weights: trained.finalWeights, backend: 'webasm', log: quiet }, [image], (p) => {
+    await predictImages({ dataFile, cfgFile, weights: trained.finalWeights, backend: 'webasm' }, [image], (p) => {
       expect(p.top).toHaveLength(2);
       expect(p.top[0].probability).toBeGreaterThanOrEqual(p.top[1].probability);
       seen.push(p.top[0].name);
@@ -172,8 +164,8 @@ describe('[webasm] classifier valid and predict', () => {
     fs.writeFileSync(list, path.join(dir, 'mnist', 'test', 'nothere_c1.png') + '\n');
     const d = path.join(dir, 'valid-broken.data');
     fs.writeFileSync(d, fs.readFileSync(dataFile, 'utf8').replace(/^valid=.*$/m, `valid=${list}`));
-    const t = await trainClassifier({ dataFile, cfgFile, backend: 'webasm', maxBatches: 1, backupDir: path.join(dir, 'w7'), log: quiet, quiet: true });
-    await expect(validClassifier({ dataFile: d, cfgFile, weights: t.finalWeights, backend: 'webasm', quiet: true, log: quiet })).rejects.toThrow(
+    const t = await trainClassifier({ dataFile, cfgFile, backend: 'webasm', maxBatches: 1, backupDir: path.join(dir, 'w7') });
+    await expect(validClassifier({ dataFile: d, cfgFile, weights: t.finalWeights, backend: 'webasm' })).rejects.toThrow(
       /nothere_c1\.png: cannot load image/,
     );
   });

@@ -4,14 +4,14 @@
  * masked update through Network on every backend, and short training runs on real
  * MNIST on every backend, whose loss curves must agree across backends.
  */
-import { loadMnist } from '../src/data/mnist';
-import { ReferenceKernels } from '../src/kernels/reference';
-import type { Kernels } from '../src/kernels/types';
-import { Network } from '../src/network';
-import { parseCfg } from '../src/parser';
-import { mulberry32 } from '../src/random';
-import { describeEachBackend } from './backends';
-import { minusNumericalGradient } from './layers/gradcheck';
+import { loadMnist } from '../../src/data/mnist';
+import { ReferenceKernels } from '../../src/kernels/reference';
+import type { Kernels } from '../../src/kernels/types';
+import { Network } from '../../src/engine/network';
+import { parseCfg } from '../../src/cfg/parser';
+import { mulberry32 } from '../../src/engine/random';
+import { describeEachBackend } from '../backends';
+import { minusNumericalGradient } from '../layers/gradcheck';
 
 const GRAD_CFG = `
 [net]

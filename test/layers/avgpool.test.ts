@@ -1,6 +1,6 @@
 import { ReferenceKernels } from '../../src/kernels/reference';
 import { avgpool } from '../../src/layers/avgpool';
-import { mulberry32 } from '../../src/random';
+import { mulberry32 } from '../../src/engine/random';
 import { build, COMMON, context, gradientErrors, netState, randomValues, section } from './gradcheck';
 
 // Tolerances: forward means to 1e-12 absolute; gradients in float64 by central

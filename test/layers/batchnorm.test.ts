@@ -1,7 +1,7 @@
-import type { Layer } from '../../src/layer';
+import type { Layer } from '../../src/engine/layer';
 import { ReferenceKernels } from '../../src/kernels/reference';
 import { batchnorm, type BatchnormLayer } from '../../src/layers/batchnorm';
-import { mulberry32 } from '../../src/random';
+import { mulberry32 } from '../../src/engine/random';
 import { describeEachBackend } from '../backends';
 import { build, context, gradientErrors, netState, randomValues, maxBackendError } from './gradcheck';
 

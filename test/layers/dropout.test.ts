@@ -1,7 +1,7 @@
 import { ReferenceKernels } from '../../src/kernels/reference';
 import { dropout } from '../../src/layers/dropout';
-import type { NetState } from '../../src/layer';
-import { mulberry32 } from '../../src/random';
+import type { NetState } from '../../src/engine/layer';
+import { mulberry32 } from '../../src/engine/random';
 import { build, COMMON, context, netState, randomValues, section } from './gradcheck';
 
 // Tolerances: kept values equal input * scale to 1e-12 (float64); the dropped fraction

@@ -6,9 +6,9 @@
  * Sign convention as in gradcheck.ts: with L = sum(output * R) and the layer's delta set
  * to -R, backward must add -dL/d(source) into each source's delta.
  */
-import type { Layer, LayerSpec, NetState, ParseContext } from '../../src/layer';
+import type { Layer, LayerSpec, NetState, ParseContext } from '../../src/engine/layer';
 import type { Kernels, Tensor } from '../../src/kernels/types';
-import { mulberry32 } from '../../src/random';
+import { mulberry32 } from '../../src/engine/random';
 import { COMMON, minusNumericalGradient, projectedLoss, randomValues, relativeError } from './gradcheck';
 
 export function earlierSpec(index: number, batch: number, w: number, h: number, c: number): LayerSpec {

@@ -6,10 +6,10 @@
  * L = sum(output * R), we set delta = -R; backward must then add -dL/d(input) into
  * net.delta and -dL/d(param) into each parameter's update buffer.
  */
-import type { CommonSpec, Layer, LayerDefinition, LayerSpec, NetState, ParseContext } from '../../src/layer';
+import type { CommonSpec, Layer, LayerDefinition, LayerSpec, NetState, ParseContext } from '../../src/engine/layer';
 import type { Kernels, Tensor } from '../../src/kernels/types';
-import { Options } from '../../src/options';
-import { mulberry32 } from '../../src/random';
+import { Options } from '../../src/cfg/options';
+import { mulberry32 } from '../../src/engine/random';
 
 export const COMMON: CommonSpec = {
   learningRateScale: 1, stopbackward: false, dontload: false, dontsave: false, dontloadscales: false,

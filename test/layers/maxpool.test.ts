@@ -1,6 +1,6 @@
 import { ReferenceKernels } from '../../src/kernels/reference';
 import { maxpool } from '../../src/layers/maxpool';
-import { mulberry32 } from '../../src/random';
+import { mulberry32 } from '../../src/engine/random';
 import { build, COMMON, context, gradientErrors, netState, randomValues, section } from './gradcheck';
 
 // Tolerances: forward values are exact (a max selects an input); gradients are checked

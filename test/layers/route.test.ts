@@ -1,5 +1,5 @@
 import { ReferenceKernels } from '../../src/kernels/reference';
-import type { NetState } from '../../src/layer';
+import type { NetState } from '../../src/engine/layer';
 import { route } from '../../src/layers/route';
 import { COMMON, section } from './gradcheck';
 import { contextAfter, earlierLayer, earlierSpec, sourceGradientErrors } from './earlier';

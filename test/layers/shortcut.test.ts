@@ -1,5 +1,5 @@
 import { ReferenceKernels } from '../../src/kernels/reference';
-import type { LayerSpec, NetState } from '../../src/layer';
+import type { LayerSpec, NetState } from '../../src/engine/layer';
 import { shortcut } from '../../src/layers/shortcut';
 import { COMMON, section } from './gradcheck';
 import { contextAfter, earlierLayer, earlierSpec, sourceGradientErrors } from './earlier';

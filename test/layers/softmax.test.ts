@@ -1,6 +1,6 @@
 import { ReferenceKernels } from '../../src/kernels/reference';
 import { softmax } from '../../src/layers/softmax';
-import { mulberry32 } from '../../src/random';
+import { mulberry32 } from '../../src/engine/random';
 import { build, COMMON, context, netState, randomValues, relativeError, section } from './gradcheck';
 
 // Tolerances: probabilities and losses to 1e-12 absolute (float64); the delta written by

@@ -3,11 +3,11 @@
  * src/layers/weighted.ts (params with their update buffers, the gradients of weights,
  * biases and batch-norm scales, pruning masks that hold through training).
  */
-import type { Layer, UpdateArgs } from '../../src/layer';
+import type { Layer, UpdateArgs } from '../../src/engine/layer';
 import type { Kernels, Tensor } from '../../src/kernels/types';
 import type { WeightedLayer } from '../../src/layers/weighted';
 import { type Checked, gradientErrors, netState, randomValues } from './gradcheck';
-import { mulberry32 } from '../../src/random';
+import { mulberry32 } from '../../src/engine/random';
 
 type Weighted = Layer & WeightedLayer;
 

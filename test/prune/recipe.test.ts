@@ -6,17 +6,19 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { main } from '../../src/cli';
-import { trainClassifier } from '../../src/classifier';
+import { main } from '../../src/commands/cli';
+import { trainClassifier } from '../../src/commands/classifier';
 import { MnistSource } from '../../src/data/loader';
 import { loadMnist } from '../../src/data/mnist';
 import { createKernels } from '../../src/kernels/backend';
 import type { Kernels } from '../../src/kernels/types';
-import { readCfg } from '../../src/parser';
-import { pruneRecipe } from '../../src/prune/recipe';
-import { sensitivityScan } from '../../src/prune/sensitivity';
+import { readCfg } from '../../src/cfg/parser';
+import { pruneCommand } from '../../src/commands/prune';
+import { sensitivityCommand } from '../../src/commands/sensitivity';
+import { collectingReporter } from '../../src/engine/reporter';
+import { Interrupted } from '../../src/commands/interrupt';
 import { sparsityOf } from '../../src/prune/stats';
-import { readWeights } from '../../src/weights';
+import { readWeights } from '../../src/io/weights';
 
 const CFG = `
 [net]
@@ -69,11 +71,11 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(dir, 'labels.txt'), Array.from({ length: 10 }, (_, i) => `c${i}`).join('\n'));
   fs.writeFileSync(dataFile, `classes=10\nlabels=${path.join(dir, 'labels.txt')}\nbackup=${dir}\ntop=1\n`);
   k = await createKernels('wasm-simd');
-  const r = await trainClassifier({ dataFile, cfgFile, kernels: k, source: trainSet, backupDir: path.join(dir, 'dense'), log: quiet, quiet: true });
+  const r = await trainClassifier({ dataFile, cfgFile, kernels: k, source: trainSet, backupDir: path.join(dir, 'dense') });
   dense = r.finalWeights;
 });
 afterAll(() => {
-  k?.destroy();
+  k?.dispose();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -81,9 +83,9 @@ describe('[wasm-simd] prune recipe', () => {
   test('[wasm-simd] uniform rounds raise sparsity to the target, with frozen zeros and honest reports', async () => {
     const out = path.join(dir, 'uniform');
     const logs: string[] = [];
-    const report = await pruneRecipe({
+    const report = await pruneCommand({
       dataFile, cfgFile, weights: dense, target: 0.8, rounds: 3, retrainBatches: 40, lrScale: 0.1, mode: 'uniform', out,
-      kernels: k, evalSource: testSet, trainSource: trainSet, log: (l) => logs.push(l), quiet: true,
+      kernels: k, evalSource: testSet, trainSource: trainSet, reporter: collectingReporter(logs),
     });
     expect(report.history.map((r) => r.round)).toEqual([1, 2, 3]);
     const sparsities = report.history.map((r) => r.sparsity);
@@ -118,31 +120,37 @@ describe('[wasm-simd] prune recipe', () => {
     const out = path.join(dir, 'resume');
     const options = {
       dataFile, cfgFile, weights: dense, target: 0.7, rounds: 3, retrainBatches: 10, lrScale: 0.1, mode: 'agp' as const, out,
-      kernels: k, evalSource: testSet, trainSource: trainSet, log: quiet, quiet: true,
+      kernels: k, evalSource: testSet, trainSource: trainSet,
     };
-    let batches = 0;
-    const first = await pruneRecipe({ ...options, shouldStop: () => ++batches > 15 });
+    // Abort during round 2's retraining (a signal handler does this in the CLI: faults.test.ts).
+    const stop = new AbortController();
+    const seen: string[] = [];
+    const watch = collectingReporter(seen);
+    const reporter = { ...watch, info: (l: string) => { watch.info(l); if (/^round 2: pruned top-1/.test(l)) stop.abort(); } };
+    await expect(pruneCommand({ ...options, reporter, signal: stop.signal })).rejects.toBeInstanceOf(Interrupted);
+    const first = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
     expect(first.history).toHaveLength(1);
+    expect(first.inProgress.round).toBe(2);
     const round1 = fs.readFileSync(first.history[0].weights);
     const logs: string[] = [];
-    const resumed = await pruneRecipe({ ...options, log: (l) => logs.push(l) });
-    expect(logs[1]).toMatch(/resuming .*: 1 of 3 rounds done/);
+    const resumed = await pruneCommand({ ...options, reporter: collectingReporter(logs) });
+    expect(logs.some((l) => /resuming .*: 1 of 3 rounds done, round 2 part-retrained/.test(l))).toBe(true);
     expect(resumed.history).toHaveLength(3);
     expect(Buffer.compare(fs.readFileSync(resumed.history[0].weights), round1)).toBe(0);
   });
 
   test('[wasm-simd] a rate that is too high is called out', async () => {
     const logs: string[] = [];
-    await pruneRecipe({
-      dataFile, cfgFile, weights: dense, target: 0.5, rounds: 1, retrainBatches: 20, lrScale: 40, mode: 'uniform',
-      out: path.join(dir, 'hot'), kernels: k, evalSource: testSet, trainSource: trainSet, log: (l) => logs.push(l), quiet: true,
+    await pruneCommand({
+      dataFile, cfgFile, weights: dense, target: 0.5, rounds: 1, retrainBatches: 20, lrScale: 6, mode: 'uniform',
+      out: path.join(dir, 'hot'), kernels: k, evalSource: testSet, trainSource: trainSet, reporter: collectingReporter(logs),
     });
     expect(logs.some((l) => /retraining ended worse .* lower --lr-scale/.test(l))).toBe(true);
   });
 
   test('[wasm-simd] sensitivity: one layer at a time, CSV and PNG, the first layer most fragile', async () => {
-    const r = await sensitivityScan({
-      dataFile, cfgFile, weights: dense, levels: [0, 0.5, 0.9, 0.99], out: path.join(dir, 'scan'), kernels: k, evalSource: testSet, log: quiet, quiet: true,
+    const r = await sensitivityCommand({
+      dataFile, cfgFile, weights: dense, levels: [0, 0.5, 0.9, 0.99], out: path.join(dir, 'scan'), kernels: k, evalSource: testSet,
     });
     expect(r.scan.rows).toHaveLength(3 * 4);
     const csv = fs.readFileSync(r.csv, 'utf8').trim().split('\n');

@@ -3,27 +3,23 @@
  * (CSV round trip and file:line errors), and rates picked from a scan.
  */
 import * as path from 'path';
-import type { NetworkSpec } from '../../src/config';
+import type { NetworkSpec } from '../../src/cfg/config';
 import { DarknetError } from '../../src/errors';
-import { readCfg } from '../../src/parser';
+import { readCfg } from '../../src/cfg/parser';
+import { parseLevels } from '../../src/commands/args';
+import {
+  baselineRow, checkScan, formatSensitivityCsv, parseSensitivityCsv, ratesFromSensitivity, sensitivityRow, type SensitivityScan,
+} from '../../src/prune/scan';
 import {
   RATE_CAP,
   agpSchedule,
-  baselineRow,
-  checkScan,
-  formatSensitivityCsv,
-  parseLevels,
-  parseSensitivityCsv,
   pruneSchedule,
-  ratesFromSensitivity,
-  sensitivityRow,
   sensitivitySchedule,
   totalSparsity,
   triangleRates,
   triangleSchedule,
   uniformSchedule,
   type LayerRates,
-  type SensitivityScan,
 } from '../../src/prune/schedule';
 import { prunableLayers } from '../../src/prune/threshold';
 

@@ -5,7 +5,7 @@
  */
 import * as path from 'path';
 import { DarknetError } from '../../src/errors';
-import { parseCfg, readCfg } from '../../src/parser';
+import { parseCfg, readCfg } from '../../src/cfg/parser';
 import { sparsityOf } from '../../src/prune/stats';
 import {
   applyThreshold,
@@ -16,9 +16,9 @@ import {
   type ThresholdRule,
   type ThresholdRules,
 } from '../../src/prune/threshold';
-import { gaussian, mulberry32 } from '../../src/random';
-import type { NetworkSpec } from '../../src/config';
-import { DARKNET_HEADER, parseWeights, serializeWeights, type WeightsFile } from '../../src/weights';
+import { gaussian, mulberry32 } from '../../src/engine/random';
+import type { NetworkSpec } from '../../src/cfg/config';
+import { DARKNET_HEADER, parseWeights, serializeWeights, type WeightsFile } from '../../src/io/weights';
 
 const CFG = path.resolve(__dirname, '../../cfg');
 const lenet = readCfg(path.join(CFG, 'lenet.cfg'));

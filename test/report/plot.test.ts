@@ -1,5 +1,5 @@
 import { PNG } from 'pngjs';
-import { PALETTE, formatTick, niceTicks, renderBarChart, renderLineChart, textMask, type Rgb } from '../src/plot';
+import { PALETTE, formatTick, niceTicks, renderBarChart, renderLineChart, textMask, type Rgb } from '../../src/report/plot';
 
 /** A decoded PNG with pixel look-ups. */
 function decode(png: Buffer) {

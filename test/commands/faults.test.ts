@@ -1,0 +1,234 @@
+/**
+ * Nothing lost, tried as a user meets it: the real CLI (bin/darknet-ts.js, built by
+ * `npm test`) in a child process, real signals, real files. Ctrl-C / SIGTERM during
+ * `classifier train` and `prune`, resuming, a weights file whose `seen` is not a multiple
+ * of the batch, NaN training, prune resume against a stale or broken report, saving
+ * through a symlink and refusing what is not a regular file.
+ */
+import { spawn, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { readCfg } from '../../src/cfg/parser';
+import { exportMnist } from '../../src/data/mnist-export';
+import { readWeights, serializeWeights } from '../../src/io/weights';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const BIN = path.join(ROOT, 'bin', 'darknet-ts.js');
+
+const CFG = `
+[net]
+batch=16
+height=28
+width=28
+channels=1
+min_crop=28
+max_crop=28
+learning_rate=0.05
+momentum=0.9
+decay=0.0005
+policy=poly
+power=1
+max_batches=100000
+
+[convolutional]
+filters=6
+size=5
+stride=2
+pad=0
+activation=relu
+
+[connected]
+output=10
+activation=linear
+
+[softmax]
+`;
+
+// (a fixed name: a random mkdtemp suffix could contain a label such as 'c3')
+const dir = path.join(os.tmpdir(), `dts-faults-${process.pid}`);
+let dataFile: string;
+let cfgFile: string;
+
+interface Child {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  out: string;
+  err: string;
+  /** ms from the signal to the exit */
+  afterSignal: number;
+}
+
+/**
+ * Runs the CLI; with `signal`, sends it once stderr matches `when` and measures how long
+ * the process takes to exit after it.
+ */
+function cli(args: string[], o: { signal?: NodeJS.Signals; when?: RegExp; timeoutMs?: number } = {}): Promise<Child> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args, '--backend', 'wasm-simd'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let sentAt = 0;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`darknet-ts ${args.join(' ')} did not end in time; stderr: ${err.slice(-500)}`));
+    }, o.timeoutMs ?? 60_000);
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => {
+      err += d;
+      if (o.signal && !sentAt && o.when && o.when.test(err)) {
+        sentAt = Date.now();
+        child.kill(o.signal);
+      }
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, out, err, afterSignal: sentAt ? Date.now() - sentAt : -1 });
+    });
+  });
+}
+
+beforeAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+  ({ dataFile } = exportMnist(path.join(dir, 'mnist'), { limit: 400 }));
+  cfgFile = path.join(dir, 'small.cfg');
+  fs.writeFileSync(cfgFile, CFG);
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+describe('signals', () => {
+  test('SIGINT during classifier train stops within a second of the batch, saves a backup, says how to resume; the backup resumes', async () => {
+    const backup = path.join(dir, 'sigint');
+    const r = await cli(['classifier', 'train', dataFile, cfgFile, '--backup', backup, '--log-every', '5'], { signal: 'SIGINT', when: /\n20, /, timeoutMs: 120_000 });
+    expect(r.code).toBe(130);
+    expect(r.afterSignal).toBeLessThan(3000);
+    expect(r.err).toMatch(/interrupted at batch (\d+): saved .*small\.backup; resume with: darknet-ts classifier train/);
+    const stoppedAt = Number(/interrupted at batch (\d+)/.exec(r.err)![1]);
+    expect(stoppedAt).toBeGreaterThanOrEqual(20);
+    expect(stoppedAt).toBeLessThan(100000);
+    const spec = readCfg(cfgFile);
+    const saved = readWeights(path.join(backup, 'small.backup'), spec);
+    expect(saved.header.seen).toBe(stoppedAt * 16);
+    expect(fs.existsSync(path.join(backup, 'small.weights'))).toBe(false);
+
+    // The same command with the backup: seen and the schedule continue.
+    const more = await cli(['classifier', 'train', dataFile, cfgFile, path.join(backup, 'small.backup'), '--backup', backup, '--max-batches', String(stoppedAt + 5)]);
+    expect(more.code).toBe(0);
+    expect(more.err).toContain(`(seen ${stoppedAt * 16})`);
+    expect(readWeights(path.join(backup, 'small.weights'), spec).header.seen).toBe((stoppedAt + 5) * 16);
+  });
+
+  test('SIGTERM during prune keeps finished rounds and the round in progress; the same command resumes', async () => {
+    const dense = path.join(dir, 'dense');
+    expect((await cli(['classifier', 'train', dataFile, cfgFile, '--backup', dense, '--max-batches', '30'])).code).toBe(0);
+    const out = path.join(dir, 'prune-term');
+    const args = ['prune', dataFile, cfgFile, path.join(dense, 'small.weights'), '--out', out, '--rounds', '3', '--target', '0.7', '--retrain-batches', '2000', '--eval-images', '100'];
+    const r = await cli(args, { signal: 'SIGTERM', when: /round 2: pruned top-1/, timeoutMs: 120_000 });
+    expect(r.code).toBe(143);
+    expect(r.afterSignal).toBeLessThan(3000);
+    expect(r.err).toMatch(/interrupted: 1 of 3 rounds done .*round 2's retraining saved in .*small_round2\.backup; run the same command to resume/);
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+    expect(report.history).toHaveLength(1);
+    expect(report.inProgress.round).toBe(2);
+    const partial = readWeights(report.inProgress.backup, readCfg(cfgFile)).header.seen;
+    expect(partial).toBeGreaterThan(0);
+
+    // Resume with fewer retraining batches would be another run: refused, nothing touched.
+    const other = await cli([...args.slice(0, -4), '--retrain-batches', '10', '--eval-images', '100']);
+    expect(other.code).toBe(1);
+    expect(other.err).toMatch(/report\.json belongs to another run/);
+
+    // The same command finishes rounds 2 and 3 from where round 2 stopped (a short retraining: SIGINT again, then resume).
+    const again = await cli(args, { signal: 'SIGINT', when: /resuming .*round 2 part-retrained[\s\S]*\n\s+\d+, /, timeoutMs: 120_000 });
+    expect(again.code).toBe(130);
+    expect(again.err).toMatch(/resuming .*: 1 of 3 rounds done, round 2 part-retrained/);
+    expect(again.err).toMatch(/resuming retraining at batch \d+ of 2000/);
+  });
+});
+
+describe('resume and bad numbers', () => {
+  test('a weights file whose seen is not a multiple of the batch still trains', async () => {
+    const spec = readCfg(cfgFile);
+    const base = path.join(dir, 'seen5');
+    expect((await cli(['classifier', 'train', dataFile, cfgFile, '--backup', base, '--max-batches', '2'])).code).toBe(0);
+    const w = readWeights(path.join(base, 'small.weights'), spec);
+    w.header.seen = 5;
+    const start = path.join(dir, 'seen5.weights');
+    fs.writeFileSync(start, serializeWeights(w, spec));
+    const r = await cli(['classifier', 'train', dataFile, cfgFile, start, '--backup', base, '--max-batches', '4']);
+    expect(r.code).toBe(0);
+    const after = fs.readFileSync(path.join(base, 'small.weights'));
+    const before = fs.readFileSync(start);
+    expect(after.subarray(20).equals(before.subarray(20))).toBe(false); // the weights moved
+    expect(readWeights(path.join(base, 'small.weights'), spec).header.seen).toBe(5 + 4 * 16);
+  });
+
+  test('a training that goes NaN stops naming the batch and never replaces a good weights file', async () => {
+    const hot = path.join(dir, 'hot.cfg');
+    fs.writeFileSync(hot, CFG.replace('learning_rate=0.05', 'learning_rate=1e9'));
+    const backup = path.join(dir, 'nan');
+    fs.mkdirSync(backup, { recursive: true });
+    const good = path.join(backup, 'hot.weights');
+    fs.writeFileSync(good, 'a good model (stand-in bytes)');
+    const r = await cli(['classifier', 'train', dataFile, hot, '--backup', backup, '--max-batches', '200', '--backup-every', '1']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/training diverged at batch \d+: the loss is (NaN|Infinity)/);
+    expect(r.err).not.toMatch(/internal error/);
+    expect(fs.readFileSync(good, 'utf8')).toBe('a good model (stand-in bytes)');
+    for (const f of fs.readdirSync(backup).filter((x) => x !== 'hot.weights' && (x.endsWith('.backup') || x.endsWith('.weights')))) {
+      const w = readWeights(path.join(backup, f), readCfg(hot));
+      for (const l of w.layers) for (const a of Object.values(l)) expect(a!.every(Number.isFinite)).toBe(true);
+    }
+  });
+
+  test('classifier valid on NaN weights says so', async () => {
+    const spec = readCfg(cfgFile);
+    const base = path.join(dir, 'nanvalid');
+    expect((await cli(['classifier', 'train', dataFile, cfgFile, '--backup', base, '--max-batches', '1'])).code).toBe(0);
+    const w = readWeights(path.join(base, 'small.weights'), spec);
+    w.layers[0].weights![3] = NaN;
+    const bad = path.join(dir, 'nan.weights');
+    fs.writeFileSync(bad, serializeWeights(w, spec));
+    const r = await cli(['classifier', 'valid', dataFile, cfgFile, bad]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/nan\.weights: layer 0 \(convolutional\) weights\[3\] is NaN: the weights are not finite/);
+  });
+});
+
+describe('files', () => {
+  test('a truncated report.json is a clear error, not an internal one', async () => {
+    const out = path.join(dir, 'prune-broken');
+    fs.mkdirSync(out, { recursive: true });
+    fs.writeFileSync(path.join(out, 'report.json'), '{"version": 2, "finger');
+    const base = path.join(dir, 'dense-b');
+    expect((await cli(['classifier', 'train', dataFile, cfgFile, '--backup', base, '--max-batches', '2'])).code).toBe(0);
+    const r = await cli(['prune', dataFile, cfgFile, path.join(base, 'small.weights'), '--out', out, '--rounds', '1', '--retrain-batches', '1', '--eval-images', '20']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/report\.json: not a readable prune report .*delete it to start over/);
+  });
+
+  test('saving through a symlink updates its target and keeps the link; a FIFO or a folder as the output is refused and left alone', async () => {
+    const base = path.join(dir, 'links');
+    fs.mkdirSync(base, { recursive: true });
+    const real = path.join(dir, 'real-target.weights');
+    fs.writeFileSync(real, 'old');
+    fs.symlinkSync(real, path.join(base, 'small.weights'));
+    const r = await cli(['classifier', 'train', dataFile, cfgFile, '--backup', base, '--max-batches', '2']);
+    expect(r.code).toBe(0);
+    expect(fs.lstatSync(path.join(base, 'small.weights')).isSymbolicLink()).toBe(true);
+    expect(readWeights(real, readCfg(cfgFile)).header.seen).toBe(32);
+
+    const fifo = path.join(dir, 'pipe.weights');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const t = await cli(['prune', 'threshold', cfgFile, real, fifo, '--sparsity', '0.5']);
+    expect(t.code).toBe(1);
+    expect(t.err).toMatch(/pipe\.weights.*(FIFO|not a regular file)/i);
+    expect(fs.lstatSync(fifo).isFIFO()).toBe(true);
+
+    const asFolder = await cli(['classifier', 'train', dataFile, cfgFile, '--backup', real, '--max-batches', '2']);
+    expect(asFolder.code).toBe(1);
+    expect(asFolder.err).toMatch(/real-target\.weights.*(not a folder|is a file)/);
+    expect(asFolder.err).not.toMatch(/internal error|backend:/); // refused before any work started
+  });
+});
