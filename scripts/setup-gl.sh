@@ -15,6 +15,12 @@ fi
 cd "$(dirname "$0")/.."
 if [ ! -d node_modules ]; then
   npm ci
+elif [ ! -d node_modules/gl ]; then
+  # README's main command ran first (`npm install` before the X headers were here): the
+  # optional gl failed to build and npm dropped it, so there is nothing to rebuild. npm
+  # install puts back what the lockfile lists and is missing, building gl now.
+  echo "setup-gl: installing and building the gl package (a few minutes)"
+  npm install --no-audit --no-fund
 elif ! node -e "require('gl')" >/dev/null 2>&1; then
   echo "setup-gl: building the gl package (a few minutes)"
   npm rebuild gl
