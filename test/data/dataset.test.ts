@@ -62,7 +62,7 @@ describe('lists', () => {
     } catch (e) {
       message = (e as Error).message;
     }
-    expect(message).toMatch(/^\?\]0;pwned\?x+\.\.\.: matches no label; /);
+    expect(message).toMatch(/^\\x1b\]0;pwned\\x07x+…: matches no label; /);
     expect(message).not.toMatch(/[\u0000-\u001f]/);
     expect(message.length).toBeLessThan(220);
     expect(() => labelOf('d/x_c0_c1.png', ['c0', 'c1'])).toThrow(/x_c0_c1\.png: matches 2 labels \(c0, c1\)/);
