@@ -69,7 +69,12 @@ function describeOn(
     beforeAll(async () => {
       k = await create();
     });
-    afterAll(() => k?.dispose());
+    afterAll(async () => {
+      k?.dispose();
+      // gpu.js releases kernels and GL contexts on the next turn of the event loop: wait for it
+      // here, not during jest's short worker shutdown.
+      await (k as { released?: () => Promise<void> } | undefined)?.released?.();
+    });
     body(backend, () => {
       if (!k) throw new Error(`${title}: kernels not created`);
       return k;
