@@ -6,7 +6,8 @@
  * last evaluation of a full sensitivity scan (20 levels x 4 layers), and while a library
  * user builds and disposes 30 LeNet-5 networks in a row. Each should stay flat within 10%.
  *
- *   npm run build && node dist/scripts/bench-memory.js [--backend wasm-simd] [--retrain-batches 20]
+ *   npm run bench:memory [-- --backend wasm-simd --retrain-batches 20]
+ *   (node --expose-gc dist/scripts/bench-memory.js after npm run build)
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -16,6 +17,7 @@ import { loadMnist } from '../src/data/mnist';
 import { Network, withBatch } from '../src/engine/network';
 import { mulberry32 } from '../src/engine/random';
 import { createKernels, type BackendChoice } from '../src/kernels/backend';
+import type { Kernels } from '../src/kernels/types';
 import { pruneLoop } from '../src/prune/recipe';
 import { agpSchedule } from '../src/prune/schedule';
 import { sensitivityScan } from '../src/prune/sensitivity';
@@ -26,23 +28,37 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 }
 
-/** RSS now and the peak so far (VmHWM), in MiB. */
-function memory(): { rss: number; peak: number } {
-  const status = fs.readFileSync('/proc/self/status', 'utf8');
-  const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
-  return { rss: process.memoryUsage().rss / 2 ** 20, peak: hwm ? Number(hwm[1]) / 1024 : NaN };
+interface Sample {
+  rss: number;
+  peak: number;
+  /** the backend's own memory (wasm-simd: its WebAssembly.Memory), MiB; NaN where not known */
+  backend: number;
 }
 
-function row(label: string, first: { rss: number; peak: number }, last: { rss: number; peak: number }): string {
-  const ratio = (a: number, b: number) => (b / a).toFixed(3);
-  return `${label.padEnd(38)} ${first.rss.toFixed(0).padStart(7)} ${last.rss.toFixed(0).padStart(7)} ${ratio(first.rss, last.rss).padStart(7)}   ` +
-    `${first.peak.toFixed(0).padStart(7)} ${last.peak.toFixed(0).padStart(7)} ${ratio(first.peak, last.peak).padStart(7)}`;
+let kernels: Kernels;
+
+/**
+ * RSS now, the peak so far (VmHWM) and the backend's memory, in MiB. With --expose-gc
+ * (npm run bench:memory passes it) garbage is collected first, so RSS is what is live.
+ */
+function memory(): Sample {
+  (globalThis as { gc?: () => void }).gc?.();
+  const status = fs.readFileSync('/proc/self/status', 'utf8');
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+  const stats = (kernels as { memoryStats?: () => { memoryBytes: number } }).memoryStats?.();
+  return { rss: process.memoryUsage().rss / 2 ** 20, peak: hwm ? Number(hwm[1]) / 1024 : NaN, backend: stats ? stats.memoryBytes / 2 ** 20 : NaN };
+}
+
+function row(label: string, first: Sample, last: Sample): string {
+  const cells = (a: number, b: number) => [a.toFixed(0), b.toFixed(0), (b / a).toFixed(3)].map((c) => c.padStart(10)).join('');
+  return `${label.padEnd(44)}${cells(first.rss, last.rss)}  ${cells(first.peak, last.peak)}  ${cells(first.backend, last.backend)}`;
 }
 
 async function main(): Promise<void> {
   const backend = arg('backend', 'wasm-simd') as BackendChoice;
   const retrainBatches = Number(arg('retrain-batches', '20'));
   const k = await createKernels(backend);
+  kernels = k;
   const spec = readCfg(path.resolve(__dirname, '..', '..', 'cfg', 'lenet.cfg'));
   const train = new MnistSource(loadMnist('train', 6000), 1);
   const test = new MnistSource(loadMnist('t10k', 500), 1);
@@ -55,7 +71,7 @@ async function main(): Promise<void> {
   const evalNet = new Network(withBatch(spec, spec.net.batch), k);
   const dense = trainNet.exportWeights();
   const batches = new TrainBatches(train, trainNet.batch, 10, { w: 28, h: 28, c: 1 }, mulberry32(7), augmentationOf(spec.net, false), () => undefined);
-  const perRound: Array<{ rss: number; peak: number }> = [];
+  const perRound: Sample[] = [];
   await pruneLoop({
     spec, start: dense, done: 0, schedule: agpSchedule(spec, 0.95, 30), trainNet, evalNet, batches, epochSize: train.count, evalSource: test,
     onRound: () => void perRound.push(memory()),
@@ -63,7 +79,7 @@ async function main(): Promise<void> {
   rows.push(row('prune, 30 rounds (round 1 -> 30)', perRound[0], perRound[29]));
 
   // 2. A full sensitivity scan on the evaluation network.
-  const perEval: Array<{ rss: number; peak: number }> = [];
+  const perEval: Sample[] = [];
   const reporter = { info: () => undefined, warn: () => undefined, progress: () => ({ update: () => void perEval.push(memory()), finish: () => undefined }) };
   const levels = Array.from({ length: 20 }, (_, i) => Math.round(i * 0.05 * 100) / 100);
   await sensitivityScan(spec, evalNet, dense, test, { levels, reporter });
@@ -72,7 +88,7 @@ async function main(): Promise<void> {
   evalNet.dispose();
 
   // 3. 30 networks built, used and disposed in a row (what a library user's loop does).
-  const perNet: Array<{ rss: number; peak: number }> = [];
+  const perNet: Sample[] = [];
   for (let i = 0; i < 30; i++) {
     const net = new Network(spec, k, { seed: i });
     const b = await batches.next();
@@ -82,7 +98,8 @@ async function main(): Promise<void> {
   }
   rows.push(row('30 networks built and disposed (1 -> 30)', perNet[0], perNet[29]));
 
-  console.log(`${'MiB'.padEnd(38)} ${'RSS 1st'.padStart(7)} ${'RSS last'.padStart(7)} ${'ratio'.padStart(7)}   ${'peak 1st'.padStart(7)} ${'peak last'.padStart(7)} ${'ratio'.padStart(7)}`);
+  const head = (a: string) => [`${a} 1st`, `${a} last`, 'ratio'].map((c) => c.padStart(10)).join('');
+  console.log(`${'MiB'.padEnd(44)}${head('RSS')}  ${head('peak')}  ${head('backend')}`);
   for (const r of rows) console.log(r);
   k.dispose();
 }
