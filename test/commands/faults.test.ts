@@ -208,6 +208,45 @@ describe('files', () => {
     expect(r.err).toMatch(/report\.json: not a readable prune report .*delete it to start over/);
   });
 
+  test('a deleted round file is redone, never reported as rounds [2, 3, 3]', async () => {
+    const base = path.join(dir, 'dense-d');
+    expect((await cli(['classifier', 'train', dataFile, cfgFile, '--backup', base, '--max-batches', '5'])).code).toBe(0);
+    const out = path.join(dir, 'prune-deleted');
+    const args = ['prune', dataFile, cfgFile, path.join(base, 'small.weights'), '--out', out, '--rounds', '3', '--retrain-batches', '3', '--eval-images', '40'];
+    expect((await cli(args)).code).toBe(0);
+    fs.rmSync(path.join(out, 'small_round2.weights'));
+    const again = await cli(args);
+    expect(again.code).toBe(0);
+    expect(again.err).toMatch(/round 2's weights are missing; redoing rounds 2-3/);
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+    expect(report.history.map((r: { round: number }) => r.round)).toEqual([1, 2, 3]);
+    expect(fs.existsSync(path.join(out, 'small_round2.weights'))).toBe(true);
+  });
+
+  test('a network or a cfg beyond what memory can hold is refused before anything is allocated', async () => {
+    const huge = path.join(dir, 'huge.cfg');
+    fs.writeFileSync(huge, CFG.replace('output=10', 'output=2147483647'));
+    const r = await cli(['classifier', 'train', dataFile, huge, '--backup', path.join(dir, 'huge')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/huge\.cfg/);
+    expect(r.err).not.toMatch(/internal error|backend:/);
+    const wide = path.join(dir, 'wide.cfg');
+    fs.writeFileSync(wide, CFG.replace('height=28\nwidth=28', 'height=100000\nwidth=100000').replace('filters=6', 'filters=100000'));
+    const s = await cli(['summary', wide]);
+    expect(s.code).toBe(1);
+    expect(s.err).toMatch(/wide\.cfg:\d+: /);
+    expect(s.err.trim().split('\n')).toHaveLength(1);
+  });
+
+  test('backup= naming /dev/null is refused before training (the device is only looked at)', async () => {
+    const d = path.join(dir, 'devnull.data');
+    fs.writeFileSync(d, fs.readFileSync(dataFile, 'utf8').replace(/^backup=.*$/m, 'backup=/dev/null'));
+    const r = await cli(['classifier', 'train', d, cfgFile, '--max-batches', '1']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/\/dev\/null/);
+    expect(fs.statSync('/dev/null').isCharacterDevice()).toBe(true);
+  });
+
   test('saving through a symlink updates its target and keeps the link; a FIFO or a folder as the output is refused and left alone', async () => {
     const base = path.join(dir, 'links');
     fs.mkdirSync(base, { recursive: true });
