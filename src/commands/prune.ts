@@ -20,6 +20,7 @@ import { sparsityOf } from '../prune/stats';
 import { applyThreshold, fractionRules, parseLayerSparsity, type ThresholdRule, type ThresholdRules } from '../prune/threshold';
 import { formatSummary, weightsColumns } from '../report/summary';
 import { integer, MAX_COUNT, real } from './args';
+import { channels } from './channels';
 import { Interrupted, withInterrupt } from './interrupt';
 import {
   buildNetwork, closeSource, loadClassifierSpec, loadKernels, loadWeights, readDataConfig, requireFinite, saveWeights, shapeOf, trainSource, validSource, withBatch,
@@ -324,6 +325,6 @@ const pruneVerb = verb({
 
 export const prune: Group = {
   command: 'prune',
-  describe: 'shrink a model: the prune-retrain recipe, or `prune threshold` alone',
-  verbs: [thresholdVerb, pruneVerb],
+  describe: 'shrink a model: the prune-retrain recipe, `prune threshold` alone, or `prune channels` (a smaller cfg + weights)',
+  verbs: [thresholdVerb, channels, pruneVerb],
 };

@@ -1,0 +1,187 @@
+import type { NetworkSpec } from '../../cfg/config';
+import { DarknetError } from '../../errors';
+import type { ChannelScores } from './criteria';
+import { inputChannels, whyProtected, type ChannelGraph } from './graph';
+import { layerName } from './layers';
+
+/**
+ * Which channels go: from a fraction to keep per layer and the criterion's scores, each
+ * layer proposes its lowest-scored filters; a channel class (filters tied by a [shortcut])
+ * goes only when EVERY member is proposed (the union of the kept sets, as the slimming
+ * forks and NNI do), and never when protected (graph.ts). `roundTo` then puts back the
+ * best-scored removed filters until every kept count is a multiple of it (or the whole layer).
+ */
+
+export interface ChannelPlan {
+  /** the removed classes (ChannelGraph.classOf of a removed id) */
+  removed: Set<number>;
+}
+
+/** Fractions of filters to keep, per conv or connected layer (net index); layers not listed keep all. */
+export type KeepRatios = ReadonlyMap<number, number>;
+
+export interface PlanOptions {
+  /** keep a multiple of this many filters per changed layer (1, 4 or 8); default 1 */
+  roundTo?: number;
+}
+
+/** The conv and connected layers with at least one filter that may go (net indexes). */
+export function prunableProducers(g: ChannelGraph): number[] {
+  return [...g.producers].filter(([, ids]) => ids.some((id) => !whyProtected(g, id))).map(([layer]) => layer);
+}
+
+/** True when the filter's channel stays. */
+export function isKept(g: ChannelGraph, plan: ChannelPlan, id: number): boolean {
+  return !plan.removed.has(g.classOf(id));
+}
+
+/** Kept filters of a producer layer, ascending. */
+export function keptFilters(g: ChannelGraph, plan: ChannelPlan, layer: number): number[] {
+  const ids = g.producers.get(layer) ?? [];
+  return ids.map((id, f) => (isKept(g, plan, id) ? f : -1)).filter((f) => f >= 0);
+}
+
+/**
+ * The plan for per-layer keep fractions (each in [0, 1]; 0 asks to remove the layer, which
+ * is refused). A layer keeps max(1, round(fraction * filters)), rounded up to `roundTo`.
+ * @example planChannels(spec, channelGraph(spec), l1Scores(spec, w), new Map([[0, 0.5], [2, 0.5]]), { roundTo: 4 });
+ */
+export function planChannels(
+  spec: NetworkSpec, g: ChannelGraph, scores: ChannelScores, ratios: KeepRatios, o: PlanOptions = {},
+): ChannelPlan {
+  const roundTo = o.roundTo ?? 1;
+  if (!(Number.isInteger(roundTo) && roundTo >= 1)) throw new DarknetError(`round-to must be a whole number >= 1, not ${roundTo}`);
+  const scoreOf = (layer: number) => {
+    const s = scores.get(layer);
+    if (!s || s.length !== g.producers.get(layer)!.length) throw new Error(`planChannels: no scores for ${layerName(spec, layer)}`);
+    return s;
+  };
+
+  const proposed = new Set<number>(); // ids each layer would remove
+  for (const [layer, ratio] of ratios) {
+    const ids = g.producers.get(layer);
+    const name = () => layerName(spec, layer);
+    if (!ids) throw new DarknetError(`${layer < spec.layers.length ? name() : `layer ${layer}`}: only convolutional and connected layers have filters to remove`);
+    if (!(ratio >= 0 && ratio <= 1)) throw new DarknetError(`${name()}: keep fraction ${ratio} must be in [0, 1]`);
+    const free = ids.map((_, f) => f).filter((f) => !whyProtected(g, ids[f]));
+    if (free.length === 0 && ratio < 1) {
+      throw new DarknetError(`${name()}: its filters cannot be removed: ${whyProtected(g, ids[0])}`);
+    }
+    if (ratio === 0) {
+      throw new DarknetError(`${name()}: keeping 0 of ${ids.length} filters removes the layer; removing whole layers (and rewiring their routes and shortcuts) is not supported yet`);
+    }
+    const want = roundUp(Math.max(1, Math.round(ratio * ids.length)), roundTo, ids.length);
+    const s = scoreOf(layer);
+    const order = free.sort((a, b) => s[a] - s[b] || a - b);
+    for (const f of order.slice(0, Math.max(0, ids.length - want))) proposed.add(ids[f]);
+  }
+
+  // A class goes when every filter in it was proposed and none is protected.
+  const members = new Map<number, number[]>();
+  for (const ids of g.producers.values()) {
+    for (const id of ids) members.set(g.classOf(id), [...(members.get(g.classOf(id)) ?? []), id]);
+  }
+  const plan: ChannelPlan = { removed: new Set() };
+  for (const [cls, ids] of members) {
+    if (!g.protectedClasses.has(cls) && ids.every((id) => proposed.has(id))) plan.removed.add(cls);
+  }
+
+  // roundTo: put back the best removed filters of a layer until its count is a multiple;
+  // putting back a class may change a tied layer's count, so repeat until nothing moves.
+  for (let changed = roundTo > 1; changed;) {
+    changed = false;
+    for (const [layer, ids] of g.producers) {
+      const kept = keptFilters(g, plan, layer).length;
+      const target = roundUp(kept, roundTo, ids.length);
+      if (kept === ids.length || kept === target) continue;
+      const s = scoreOf(layer);
+      const back = ids.map((_, f) => f).filter((f) => !isKept(g, plan, ids[f])).sort((a, b) => s[b] - s[a] || a - b);
+      for (const f of back.slice(0, target - kept)) plan.removed.delete(g.classOf(ids[f]));
+      changed = true;
+    }
+  }
+
+  for (const [layer] of g.producers) {
+    if (keptFilters(g, plan, layer).length === 0) {
+      throw new DarknetError(`${layerName(spec, layer)}: every filter would go (tied by a [shortcut] to removed ones); removing whole layers is not supported yet`);
+    }
+  }
+  return plan;
+}
+
+/** `count` rounded up to a multiple of `to`, but at most `all`. */
+function roundUp(count: number, to: number, all: number): number {
+  return Math.min(all, Math.ceil(count / to) * to);
+}
+
+export interface ShrunkCost {
+  /** FLOPs of one image's forward pass, as LayerSpec.flops counts them */
+  flops: number;
+  /** floats in the .weights file */
+  params: number;
+}
+
+/**
+ * FLOPs and parameters after a plan, from shapes alone (no cfg is written): a conv or
+ * connected layer's FLOPs and weights scale by kept outputs x kept inputs, its per-filter
+ * arrays by kept outputs, a [batchnorm] layer's arrays by kept channels.
+ */
+export function shrunkCost(spec: NetworkSpec, g: ChannelGraph, plan: ChannelPlan): ShrunkCost {
+  let flops = 0;
+  let params = 0;
+  spec.layers.forEach((l, i) => {
+    const inCh = inputChannels(g, i);
+    const inAll = inCh.reduce((s, ch) => s + ch.length, 0);
+    const inKept = inCh.reduce((s, ch) => s + (isKept(g, plan, ch.id) ? ch.length : 0), 0);
+    const ids = g.producers.get(i);
+    if (ids) {
+      const out = keptFilters(g, plan, i).length / ids.length;
+      flops += l.flops * out * (inKept / inAll);
+      for (const p of l.params) params += p.size * out * (p.name === 'weights' ? inKept / inAll : 1);
+      return;
+    }
+    flops += l.flops;
+    // a [batchnorm] layer's arrays are per input channel (the only other layer with any)
+    const channels = inCh.filter((ch) => isKept(g, plan, ch.id)).length / inCh.length;
+    for (const p of l.params) params += p.size * channels;
+  });
+  return { flops: Math.round(flops), params: Math.round(params) };
+}
+
+/**
+ * The plan that keeps the same fraction r of every prunable layer, r as large as lets the
+ * FLOPs be at most `fraction` x dense (bisection on r; FLOPs only fall as r falls).
+ * Throws when even one filter per layer is over the budget.
+ */
+export function planForFlops(
+  spec: NetworkSpec, g: ChannelGraph, scores: ChannelScores, fraction: number, o: PlanOptions = {},
+): { plan: ChannelPlan; keep: number; flops: number } {
+  if (!(fraction > 0 && fraction <= 1)) throw new DarknetError(`--flops ${fraction} must be in (0, 1]`);
+  const layers = prunableProducers(g);
+  const dense = spec.layers.reduce((s, l) => s + l.flops, 0);
+  const budget = fraction * dense;
+  const at = (r: number) => {
+    const plan = planChannels(spec, g, scores, new Map(layers.map((l) => [l, r])), o);
+    return { plan, keep: r, flops: shrunkCost(spec, g, plan).flops };
+  };
+  let best = at(1);
+  if (best.flops <= budget) return best;
+  const smallest = at(1e-9);
+  if (smallest.flops > budget) {
+    throw new DarknetError(`--flops ${fraction}: even one filter per prunable layer leaves ${(smallest.flops / dense).toFixed(3)} x the dense FLOPs (the input, the classes and protected layers stay)`);
+  }
+  best = smallest;
+  let lo = 1e-9;
+  let hi = 1;
+  for (let step = 0; step < 40; step++) {
+    const mid = (lo + hi) / 2;
+    const r = at(mid);
+    if (r.flops <= budget) {
+      best = r;
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  return best;
+}

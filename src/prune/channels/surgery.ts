@@ -1,0 +1,287 @@
+import type { NetworkSpec } from '../../cfg/config';
+import { parseCfg } from '../../cfg/parser';
+import { rewriteCfg } from '../../cfg/write';
+import type { LayerSpec } from '../../engine/layer';
+import { DarknetError } from '../../errors';
+import type { LayerWeights, WeightsFile } from '../../io/weights';
+import { ReferenceKernels } from '../../kernels/reference';
+import type { Activation } from '../../kernels/types';
+import { BN_EPSILON } from '../../layers/batchnorm-core';
+import type { ConvolutionalSpec } from '../../layers/convolutional';
+import type { ShortcutSpec } from '../../layers/shortcut';
+import { inputChannels, type Channel, type ChannelGraph } from './graph';
+import { layerArray, layerName } from './layers';
+import { isKept, keptFilters, type ChannelPlan } from './plan';
+
+/**
+ * Network surgery: a plan's removed channels cut out of the cfg and the weights, giving a
+ * smaller plain darknet model (DESIGN.md §8). Removing filter f of a layer removes its bias,
+ * its batch-norm scale, mean and variance and its weights row, and input channel f of every
+ * layer that reads it, wherever it sits in that layer's input (after a maxpool, inside a
+ * route's concat, as h * w columns of a connected layer after a flatten).
+ *
+ * Folding: a removed channel is taken to output a constant v = act(bias) (exactly its
+ * output when its batch-norm scale is 0, or, without batch norm, when its weights are all
+ * 0; `foldValues` may give measured means instead), carried through pooling, [batchnorm]
+ * and [shortcut] layers. Each reader adds what v contributed through its weights to its
+ * bias, or, when it has batch norm, subtracts it from its rolling mean, so the remaining
+ * network computes what the whole one did.
+ * NOTE: for a convolutional reader with padding, a constant input contributes less near
+ * the border (taps fall outside the image), so the fold (the full kernel sum) is exact
+ * only where the kernel lies inside the image; the border drifts until fine-tuning.
+ */
+
+export interface ShrinkOptions {
+  /** names the new cfg in errors (default: the spec's file) */
+  file?: string;
+  /** per conv / connected layer: the value each removed filter is taken to output, instead of act(bias) */
+  foldValues?: ReadonlyMap<number, ArrayLike<number>>;
+}
+
+/** One conv or connected layer before and after. */
+export interface LayerChange {
+  index: number;
+  /** e.g. `layer 2 (conv2)` */
+  name: string;
+  type: LayerSpec['type'];
+  filtersBefore: number;
+  filtersAfter: number;
+  /** the kept filters' old indexes */
+  kept: number[];
+}
+
+export interface ShrinkResult {
+  cfgText: string;
+  spec: NetworkSpec;
+  weights: WeightsFile;
+  changes: LayerChange[];
+  /** approximations made (padding folds), one line each */
+  notes: string[];
+}
+
+/**
+ * Applies a plan to the cfg text it was parsed from and its weights.
+ * @example
+ *   const g = channelGraph(spec);
+ *   const plan = planChannels(spec, g, l1Scores(spec, w), new Map([[0, 0.5]]));
+ *   const small = shrink(cfgText, spec, w, g, plan);
+ *   writeWeights('small.weights', small.weights, small.spec);
+ */
+export function shrink(
+  cfgText: string, spec: NetworkSpec, weights: WeightsFile, g: ChannelGraph, plan: ChannelPlan, o: ShrinkOptions = {},
+): ShrinkResult {
+  checkPlan(spec, g, plan);
+  const values = channelValues(spec, weights, g, o.foldValues);
+  const layers: LayerWeights[] = [];
+  const edits = new Map<number, Record<string, number>>();
+  const changes: LayerChange[] = [];
+  const notes: string[] = [];
+
+  spec.layers.forEach((l, i) => {
+    const inCh = inputChannels(g, i);
+    const inValues = i === 0 ? new Float64Array(inCh.length) : values[i - 1];
+    const keptIn = inCh.map((ch, j) => (isKept(g, plan, ch.id) ? j : -1)).filter((j) => j >= 0);
+    const ids = g.producers.get(i);
+    const keptOut = ids ? keptFilters(g, plan, i) : [];
+    const changed = keptIn.length < inCh.length || (ids !== undefined && keptOut.length < ids.length);
+    if (!changed) {
+      layers.push(copyLayer(weights.layers[i] ?? {}));
+      return;
+    }
+    if (l.type === 'convolutional' || l.type === 'connected') {
+      const cut = l.type === 'convolutional'
+        ? cutConvolutional(spec, weights, l as ConvolutionalSpec, inCh, inValues, keptIn, keptOut, notes)
+        : cutConnected(spec, weights, l, inCh, inValues, keptIn, keptOut);
+      layers.push(cut);
+      if (keptOut.length < ids!.length) {
+        edits.set(i, l.type === 'convolutional' ? { filters: keptOut.length } : { output: keptOut.length });
+        changes.push({ index: i, name: layerName(spec, i), type: l.type, filtersBefore: ids!.length, filtersAfter: keptOut.length, kept: keptOut });
+      }
+      return;
+    }
+    // [batchnorm] keeps per-channel arrays of its input's channels; the other layers have none.
+    const out: LayerWeights = {};
+    for (const p of l.params) out[p.name] = pick(layerArray(spec, weights, i, p.name), keptIn);
+    layers.push(out);
+  });
+
+  const file = o.file ?? spec.file;
+  const newText = rewriteCfg(cfgText, edits, file);
+  const newSpec = parseCfg(newText, file);
+  checkSizes(newSpec, layers);
+  return { cfgText: newText, spec: newSpec, weights: { header: { ...weights.header }, layers }, changes, notes };
+}
+
+/** A plan made by hand must not remove what the graph protects, nor a whole layer. */
+function checkPlan(spec: NetworkSpec, g: ChannelGraph, plan: ChannelPlan): void {
+  for (const cls of plan.removed) {
+    const why = g.protectedClasses.get(cls);
+    if (why) throw new DarknetError(`cannot remove channel class ${cls}: ${why}`);
+  }
+  for (const layer of g.producers.keys()) {
+    if (keptFilters(g, plan, layer).length === 0) {
+      throw new DarknetError(`${layerName(spec, layer)}: every filter would go; removing whole layers is not supported yet`);
+    }
+  }
+}
+
+/** Per layer, the value each output channel is taken to hold when it is removed (float64). */
+function channelValues(
+  spec: NetworkSpec, w: WeightsFile, g: ChannelGraph, foldValues: ReadonlyMap<number, ArrayLike<number>> | undefined,
+): Float64Array[] {
+  const values: Float64Array[] = [];
+  spec.layers.forEach((l, i) => {
+    const inCh = inputChannels(g, i);
+    const inValues = i === 0 ? new Float64Array(inCh.length) : values[i - 1];
+    const given = foldValues?.get(i);
+    let v: Float64Array;
+    if (g.producers.has(i)) {
+      if (given) {
+        if (given.length !== g.producers.get(i)!.length) throw new DarknetError(`${layerName(spec, i)}: ${given.length} fold values for ${g.producers.get(i)!.length} filters`);
+        v = Float64Array.from(given);
+      } else {
+        v = activate(Float64Array.from(layerArray(spec, w, i, 'biases')), (l as LayerSpec & { activation: Activation }).activation);
+      }
+    } else if (l.type === 'batchnorm') {
+      const scales = layerArray(spec, w, i, 'scales');
+      const mean = layerArray(spec, w, i, 'rolling_mean');
+      const variance = layerArray(spec, w, i, 'rolling_variance');
+      // our inference batch norm: (x - mean) / sqrt(var + eps) * scale; the layer's biases are never loaded (0)
+      v = inValues.map((x, c) => ((x - mean[c]) / Math.sqrt(variance[c] + BN_EPSILON)) * scales[c]);
+    } else if (l.type === 'route') {
+      v = new Float64Array(g.outputs[i].length);
+      let at = 0;
+      for (const r of (l as LayerSpec & { layers: number[] }).layers) {
+        v.set(values[r], at);
+        at += values[r].length;
+      }
+    } else if (l.type === 'shortcut') {
+      const s = l as ShortcutSpec;
+      const from = values[s.from];
+      const sum = inValues.map((x, k) => (k < from.length ? s.alpha * x + s.beta * from[k] : x));
+      v = activate(sum, s.activation);
+    } else {
+      // maxpool, avgpool (of a constant: the constant), dropout (identity at inference), softmax, cost
+      v = Float64Array.from(inValues);
+    }
+    values.push(v);
+  });
+  return values;
+}
+
+/** act(x) per element, by the reference kernels (the functions the tests check every backend against). */
+function activate(x: Float64Array, act: Activation): Float64Array {
+  if (act === 'linear') return x;
+  const k = new ReferenceKernels({ float64: true });
+  const t = k.alloc(x.length);
+  k.upload(t, x);
+  k.activate(t, t, act);
+  const out = Float64Array.from(k.read(t));
+  k.free(t);
+  return out;
+}
+
+function cutConvolutional(
+  spec: NetworkSpec, w: WeightsFile, l: ConvolutionalSpec, inCh: Channel[], inValues: Float64Array,
+  keptIn: number[], keptOut: number[], notes: string[],
+): LayerWeights {
+  const i = l.index;
+  if (l.groups > 1) throw new Error(`surgery: ${layerName(spec, i)} is grouped; the graph protects its channels`);
+  const old = layerArray(spec, w, i, 'weights');
+  const c = inCh.length;
+  const taps = l.size * l.size;
+  const removedIn = removedInputs(inCh, keptIn, inValues);
+  // what each kept filter lost: sum over removed channels j of v_j * sum of its kernel slice [f, j]
+  const lost = keptOut.map((f) => {
+    let sum = 0;
+    for (const j of removedIn) {
+      let slice = 0;
+      for (let t = 0; t < taps; t++) slice += old[(f * c + j) * taps + t];
+      sum += inValues[j] * slice;
+    }
+    return sum;
+  });
+  if (l.padding > 0 && lost.some((x) => x !== 0)) {
+    notes.push(`${layerName(spec, i)}: padding ${l.padding}: the removed input channels' constant is folded exactly only away from the image border`);
+  }
+  const weights = new Float32Array(keptOut.length * keptIn.length * taps);
+  keptOut.forEach((f, fo) => keptIn.forEach((j, jo) => {
+    weights.set(old.subarray((f * c + j) * taps, (f * c + j + 1) * taps), (fo * keptIn.length + jo) * taps);
+  }));
+  return { ...perFilter(spec, w, l, keptOut, lost), weights };
+}
+
+function cutConnected(
+  spec: NetworkSpec, w: WeightsFile, l: LayerSpec, inCh: Channel[], inValues: Float64Array, keptIn: number[], keptOut: number[],
+): LayerWeights {
+  const i = l.index;
+  const old = layerArray(spec, w, i, 'weights'); // [outputs, inputs]
+  const offsets: number[] = [];
+  inCh.reduce((at, ch) => (offsets.push(at), at + ch.length), 0);
+  const columns = keptIn.flatMap((j) => Array.from({ length: inCh[j].length }, (_, k) => offsets[j] + k));
+  const removedIn = removedInputs(inCh, keptIn, inValues);
+  const lost = keptOut.map((o) => {
+    let sum = 0;
+    for (const j of removedIn) {
+      let block = 0;
+      for (let k = 0; k < inCh[j].length; k++) block += old[o * l.inputs + offsets[j] + k];
+      sum += inValues[j] * block;
+    }
+    return sum;
+  });
+  const weights = new Float32Array(keptOut.length * columns.length);
+  keptOut.forEach((o, oo) => columns.forEach((col, k) => {
+    weights[oo * columns.length + k] = old[o * l.inputs + col];
+  }));
+  return { ...perFilter(spec, w, l, keptOut, lost), weights };
+}
+
+/**
+ * The kept filters' biases and batch-norm arrays, with `lost` (what the removed inputs added
+ * before the bias) folded back: into the bias, or out of the rolling mean with batch norm,
+ * since then (x + lost - mean) = (x - (mean - lost)).
+ */
+function perFilter(spec: NetworkSpec, w: WeightsFile, l: LayerSpec, keptOut: number[], lost: number[]): LayerWeights {
+  const i = l.index;
+  const bn = l.params.some((p) => p.name === 'scales');
+  const biases = pick(layerArray(spec, w, i, 'biases'), keptOut);
+  if (!bn) {
+    lost.forEach((x, k) => { biases[k] = biases[k] + x; });
+    return { biases };
+  }
+  const rollingMean = pick(layerArray(spec, w, i, 'rolling_mean'), keptOut);
+  lost.forEach((x, k) => { rollingMean[k] = rollingMean[k] - x; });
+  return {
+    biases,
+    scales: pick(layerArray(spec, w, i, 'scales'), keptOut),
+    rolling_mean: rollingMean,
+    rolling_variance: pick(layerArray(spec, w, i, 'rolling_variance'), keptOut),
+  };
+}
+
+/** Input channels removed with a non-zero value to fold. */
+function removedInputs(inCh: Channel[], keptIn: number[], inValues: Float64Array): number[] {
+  const kept = new Set(keptIn);
+  return inCh.map((_, j) => j).filter((j) => !kept.has(j) && inValues[j] !== 0);
+}
+
+/** The entries `kept` of a per-channel array, in order. */
+function pick(a: Float32Array, kept: number[]): Float32Array {
+  return Float32Array.from(kept, (k) => a[k]);
+}
+
+function copyLayer(l: LayerWeights): LayerWeights {
+  const out: LayerWeights = {};
+  for (const [name, a] of Object.entries(l) as Array<[keyof LayerWeights, Float32Array]>) out[name] = a.slice();
+  return out;
+}
+
+/** The new arrays must be exactly what the new cfg asks for (a programming error otherwise). */
+function checkSizes(spec: NetworkSpec, layers: LayerWeights[]): void {
+  spec.layers.forEach((l, i) => {
+    for (const p of l.params) {
+      const a = layers[i][p.name];
+      if (a && a.length !== p.size) throw new Error(`surgery: layer ${i} ${p.name} has ${a.length} floats, the new cfg needs ${p.size}`);
+    }
+  });
+}

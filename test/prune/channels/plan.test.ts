@@ -1,0 +1,135 @@
+/**
+ * Choosing what goes: the channel graph's ties and protections, per-layer fractions,
+ * union of the kept sets across a [shortcut], --round-to, refusals with their reasons, and
+ * the uniform fraction that meets a FLOPs budget.
+ */
+import * as path from 'path';
+import * as fs from 'fs';
+import { parseCfg } from '../../../src/cfg/parser';
+import { DarknetError } from '../../../src/errors';
+import { l1Scores, type ChannelScores } from '../../../src/prune/channels/criteria';
+import { channelGraph, whyProtected } from '../../../src/prune/channels/graph';
+import { parseLayerKeep, pruneChannels } from '../../../src/prune/channels';
+import { keptFilters, planChannels, planForFlops, prunableProducers, shrunkCost } from '../../../src/prune/channels/plan';
+import { cfgText, randomWeights } from './nets';
+
+const residual = parseCfg(cfgText(['height=5', 'width=5', 'channels=3'],
+  ['[convolutional]', 'batch_normalize=1', 'filters=8', 'size=1', 'stride=1', 'pad=0', 'activation=leaky'],
+  ['[convolutional]', 'batch_normalize=1', 'filters=8', 'size=3', 'stride=1', 'pad=1', 'activation=leaky'],
+  ['[shortcut]', 'from=-2', 'activation=linear'],
+  ['[convolutional]', 'filters=6', 'size=1', 'stride=1', 'pad=0', 'activation=leaky'],
+  ['[connected]', 'output=3', 'activation=linear']), 'residual.cfg');
+
+/** Scores making `low` the lowest filters of each layer. */
+function lowest(spec = residual, low: Record<number, number[]>): ChannelScores {
+  const g = channelGraph(spec);
+  return new Map([...g.producers].map(([layer, ids]) => [layer, Float64Array.from(ids, (_, f) => (low[layer]?.includes(f) ? f / 100 : 1 + f))]));
+}
+
+describe('[reference] channel graph', () => {
+  test('[reference] a [shortcut] ties channel k of both sides; the classes and the input are protected', () => {
+    const g = channelGraph(residual);
+    const a = g.producers.get(0)!;
+    const b = g.producers.get(1)!;
+    for (let k = 0; k < 8; k++) expect(g.classOf(a[k])).toBe(g.classOf(b[k]));
+    expect(g.classOf(a[0])).not.toBe(g.classOf(a[1]));
+    expect(whyProtected(g, g.producers.get(4)![0])).toMatch(/network's output/);
+    expect(whyProtected(g, g.input[0].id)).toMatch(/input/);
+    expect(whyProtected(g, a[3])).toBeUndefined();
+    expect(prunableProducers(g)).toEqual([0, 1, 3]);
+  });
+
+  test('[reference] grouped convolutions and shortcuts of other shapes keep their channels, and say why', () => {
+    const grouped = parseCfg(cfgText(['height=4', 'width=4', 'channels=2'],
+      ['[convolutional]', 'filters=4', 'size=1', 'activation=leaky'],
+      ['[convolutional]', 'filters=4', 'size=1', 'groups=2', 'activation=leaky'],
+      ['[convolutional]', 'filters=4', 'size=1', 'activation=leaky'],
+      ['[connected]', 'output=2']), 'grouped.cfg');
+    const g = channelGraph(grouped);
+    const scores = l1Scores(grouped, randomWeights(grouped, 1));
+    for (const layer of [0, 1]) {
+      expect(() => planChannels(grouped, g, scores, new Map([[layer, 0.5]]))).toThrow(/grouped convolution \(groups=2\)/);
+    }
+    expect(keptFilters(g, planChannels(grouped, g, scores, new Map([[2, 0.5]])), 2)).toHaveLength(2);
+
+    const mismatched = parseCfg(cfgText(['height=4', 'width=4', 'channels=2'],
+      ['[convolutional]', 'filters=4', 'size=1', 'activation=leaky'],
+      ['[convolutional]', 'filters=6', 'size=1', 'activation=leaky'],
+      ['[shortcut]', 'from=-2'],
+      ['[connected]', 'output=2']), 'mismatch.cfg');
+    const m = channelGraph(mismatched);
+    expect(() => planChannels(mismatched, m, l1Scores(mismatched, randomWeights(mismatched, 1)), new Map([[1, 0.5]])))
+      .toThrow(/layer 2 \(shortcut\) adds layer 0 \(4 x 4 x 4\) to a 4 x 4 x 6 input/);
+  });
+});
+
+describe('[reference] planChannels', () => {
+  test('[reference] tied channels go only when every side would remove them (union of the kept)', () => {
+    const g = channelGraph(residual);
+    const scores = lowest(residual, { 0: [0, 1, 2, 3], 1: [2, 3, 4, 5] });
+    const plan = planChannels(residual, g, scores, new Map([[0, 0.5], [1, 0.5]]));
+    expect(keptFilters(g, plan, 0)).toEqual([0, 1, 4, 5, 6, 7]);
+    expect(keptFilters(g, plan, 1)).toEqual([0, 1, 4, 5, 6, 7]);
+    // one side keeping everything keeps every tied channel
+    const one = planChannels(residual, g, scores, new Map([[0, 0.25]]));
+    expect(keptFilters(g, one, 0)).toHaveLength(8);
+  });
+
+  test('[reference] keep max(1, round(fraction x filters)), rounded up to --round-to (at most all)', () => {
+    const g = channelGraph(residual);
+    const scores = l1Scores(residual, randomWeights(residual, 2));
+    const kept = (ratio: number, roundTo: number) => keptFilters(g, planChannels(residual, g, scores, new Map([[3, ratio]]), { roundTo }), 3).length;
+    expect(kept(0.5, 1)).toBe(3);
+    expect(kept(0.5, 4)).toBe(4);
+    expect(kept(0.8, 4)).toBe(6); // 5 -> 8 is more than the 6 filters
+    expect(kept(0.01, 1)).toBe(1);
+    expect(kept(0.01, 8)).toBe(6);
+    // tied layers round together
+    const tied = planChannels(residual, g, scores, new Map([[0, 0.3], [1, 0.3]]), { roundTo: 4 });
+    expect(keptFilters(g, tied, 0).length % 4).toBe(0);
+    expect(keptFilters(g, tied, 1)).toEqual(keptFilters(g, tied, 0));
+  });
+
+  test('[reference] keeping 0 filters is refused: removing layers is not supported yet', () => {
+    const g = channelGraph(residual);
+    const scores = l1Scores(residual, randomWeights(residual, 2));
+    let error: unknown;
+    try {
+      planChannels(residual, g, scores, new Map([[3, 0]]));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(DarknetError);
+    expect((error as Error).message).toMatch(/layer 3 \(conv3\): keeping 0 of 6 filters removes the layer; removing whole layers .* is not supported yet/);
+    expect(() => planChannels(residual, g, scores, new Map([[2, 0.5]]))).toThrow(/only convolutional and connected layers/);
+  });
+
+  test('[reference] --layer-keep takes names and indexes', () => {
+    expect(parseLayerKeep('conv2=0.5, 3=0.25', residual)).toEqual(new Map([[1, 0.5], [3, 0.25]]));
+    expect(() => parseLayerKeep('conv9=0.5', residual)).toThrow(/unknown layer 'conv9'/);
+    expect(() => parseLayerKeep('conv1=1.5', residual)).toThrow(/in \[0, 1\]/);
+    expect(() => parseLayerKeep('conv1', residual)).toThrow(/not layer=fraction/);
+  });
+});
+
+describe('[reference] a FLOPs budget', () => {
+  const lenetText = fs.readFileSync(path.resolve(__dirname, '../../../cfg/lenet.cfg'), 'utf8');
+  const lenet = parseCfg(lenetText, 'lenet.cfg');
+  const w = randomWeights(lenet, 9);
+  const scores = l1Scores(lenet, w);
+
+  test('[reference] the largest uniform fraction whose FLOPs fit', () => {
+    const g = channelGraph(lenet);
+    const dense = lenet.layers.reduce((s, l) => s + l.flops, 0);
+    for (const fraction of [0.5, 0.2, 0.1]) {
+      const r = planForFlops(lenet, g, scores, fraction);
+      expect(r.flops).toBeLessThanOrEqual(fraction * dense);
+      // a little more of every layer would not fit
+      const more = planChannels(lenet, g, scores, new Map(prunableProducers(g).map((l) => [l, Math.min(1, r.keep + 0.03)])));
+      expect(shrunkCost(lenet, g, more).flops).toBeGreaterThan(fraction * dense);
+      const small = pruneChannels(lenetText, lenet, w, { rule: { kind: 'flops', fraction }, scores });
+      expect(small.spec.layers.reduce((s, l) => s + l.flops, 0)).toBe(r.flops);
+    }
+    expect(() => planForFlops(lenet, g, scores, 0.001)).toThrow(/even one filter per prunable layer/);
+  });
+});
