@@ -4,6 +4,7 @@ import yargs from 'yargs/yargs';
 import { DarknetError } from '../errors';
 import { BACKEND_CHOICES } from '../kernels/backend';
 import { classifier } from './classifier';
+import { compress, decompress } from './compress';
 import { data } from './data';
 import { prune } from './prune';
 import { sensitivity } from './sensitivity';
@@ -28,7 +29,7 @@ const processIo: Io = {
 type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 /** Every verb, in `--help` order. */
-const VERBS: readonly (Verb<any> | Group)[] = [data, summary, classifier, prune, sensitivity];
+const VERBS: readonly (Verb<any> | Group)[] = [data, summary, classifier, prune, sensitivity, compress, decompress];
 
 /** Verb name -> verb; a name claimed twice is a programming error. */
 function verbTable<V extends { command: string }>(verbs: readonly V[]): ReadonlyMap<string, V> {

@@ -11,7 +11,8 @@ import type { Reporter } from '../engine/reporter';
 import { DarknetError } from '../errors';
 import { createKernels, type BackendChoice } from '../kernels/backend';
 import type { Kernels } from '../kernels/types';
-import { readWeights, writeWeights, type WeightsFile } from '../io/weights';
+import { readWeightsOrDcw } from '../compress/dcw';
+import { writeWeights, type WeightsFile } from '../io/weights';
 
 /**
  * What the commands share: reading a .data file, a cfg and weights once, building the
@@ -39,9 +40,9 @@ export async function loadKernels(backend: BackendChoice | undefined, reporter: 
   return k;
 }
 
-/** Reads a weights file for a spec. */
+/** Reads a darknet .weights or a Deep Compression .dcw file (told apart by their first bytes) for a spec. */
 export function loadWeights(file: string, spec: NetworkSpec): WeightsFile {
-  return readWeights(file, spec);
+  return readWeightsOrDcw(file, spec);
 }
 
 /** Refuses weights holding NaN or infinity, naming where (for valid, predict and as a start point). */
