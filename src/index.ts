@@ -34,6 +34,11 @@ export { pruneLoop, denseResult, type PruneLoopOptions, type PruneLoopResult, ty
 export { sensitivityScan, type SensitivityResult } from './prune/sensitivity';
 export { parseSensitivityCsv, formatSensitivityCsv, ratesFromSensitivity, type SensitivityScan } from './prune/scan';
 export { sparsityOf, type SparsityReport } from './prune/stats';
+export {
+  pruneChannels, channelGraph, planChannels, planForFlops, shrink, l1Scores, bnScores, taylorScores, modelSize, parseLayerKeep, type KeepRule,
+} from './prune/channels';
+export { rewriteCfg } from './cfg/write';
+export { readWeightsOrDcw, writeDcw, readDcw, kmeansModel, sharedWeights, compressedModel, finetuneCentroids, compressionReport } from './compress';
 export { formatSummary } from './report/summary';
 export { checkNetworkBudget, estimateNetworkBytes, NETWORK_MEMORY_BUDGET } from './cfg/memory';
 export { DarknetError } from './errors';
