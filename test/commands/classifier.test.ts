@@ -12,35 +12,9 @@ import { collectingReporter } from '../../src/engine/reporter';
 import { exportMnist } from '../../src/data/mnist-export';
 import { readCfg } from '../../src/cfg/parser';
 import { readWeights, writeWeights } from '../../src/io/weights';
+import { smallCfg } from '../small-net';
 
-const SMALL = `
-[net]
-batch=16
-height=28
-width=28
-channels=1
-min_crop=28
-max_crop=28
-learning_rate=0.05
-momentum=0.9
-decay=0.0005
-policy=poly
-power=1
-max_batches=30
-
-[convolutional]
-filters=6
-size=5
-stride=2
-pad=0
-activation=relu
-
-[connected]
-output=10
-activation=linear
-
-[softmax]
-`;
+const SMALL = smallCfg(30);
 
 // (a fixed name: a random mkdtemp suffix could contain a label such as 'c3')
 const dir = path.join(os.tmpdir(), `dts-classifier-${process.pid}`);

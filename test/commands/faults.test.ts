@@ -12,38 +12,12 @@ import * as path from 'path';
 import { readCfg } from '../../src/cfg/parser';
 import { exportMnist } from '../../src/data/mnist-export';
 import { readWeights, serializeWeights } from '../../src/io/weights';
+import { smallCfg } from '../small-net';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'darknet-ts.js');
 
-const CFG = `
-[net]
-batch=16
-height=28
-width=28
-channels=1
-min_crop=28
-max_crop=28
-learning_rate=0.05
-momentum=0.9
-decay=0.0005
-policy=poly
-power=1
-max_batches=100000
-
-[convolutional]
-filters=6
-size=5
-stride=2
-pad=0
-activation=relu
-
-[connected]
-output=10
-activation=linear
-
-[softmax]
-`;
+const CFG = smallCfg(100000);
 
 // (a fixed name: a random mkdtemp suffix could contain a label such as 'c3')
 const dir = path.join(os.tmpdir(), `dts-faults-${process.pid}`);

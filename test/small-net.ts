@@ -1,0 +1,34 @@
+/**
+ * The tiny conv net the command tests train in seconds on a few hundred real MNIST PNGs
+ * (conv 6 5x5 / 2 -> connected 10 -> softmax), with `max_batches` to set.
+ */
+export function smallCfg(maxBatches = 30): string {
+  return `
+[net]
+batch=16
+height=28
+width=28
+channels=1
+min_crop=28
+max_crop=28
+learning_rate=0.05
+momentum=0.9
+decay=0.0005
+policy=poly
+power=1
+max_batches=${maxBatches}
+
+[convolutional]
+filters=6
+size=5
+stride=2
+pad=0
+activation=relu
+
+[connected]
+output=10
+activation=linear
+
+[softmax]
+`;
+}
