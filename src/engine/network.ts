@@ -166,12 +166,18 @@ export class Network {
     return count ? sum / count : 0;
   }
 
-  /** Reverse pass; a layer with stopbackward ends it (darknet's backward_network). */
-  backward(): void {
+  /**
+   * Reverse pass; a layer with stopbackward ends it (darknet's backward_network).
+   * `beforeLayer(i)` runs when layer i's delta is complete (every later layer has added into
+   * it) and before layer i's own backward changes it in place: where a criterion reads
+   * activation x gradient (prune/channels/criteria.ts).
+   */
+  backward(beforeLayer?: (i: number) => void): void {
     const net = this.state(true, true);
     for (let i = this.layers.length - 1; i >= 0; i--) {
       const l = this.layers[i];
       if (l.spec.stopbackward) break;
+      beforeLayer?.(i);
       const prev = i > 0 ? this.layers[i - 1] : null;
       net.input = prev ? prev.output : this.input;
       net.delta = prev ? prev.delta : null;

@@ -1,5 +1,4 @@
 import type { NetworkSpec } from '../../cfg/config';
-import type { NetState } from '../../engine/layer';
 import type { Network } from '../../engine/network';
 import type { BatchSource } from '../../engine/train';
 import { DarknetError } from '../../errors';
@@ -111,7 +110,7 @@ export async function taylorScores(net: Network, source: BatchSource, batches: n
       k.upload(net.input, x);
       k.upload(net.truth, y);
       net.forward(true, true);
-      backwardCapturing(net, (i) => {
+      net.backward((i) => {
         if (!products.has(i)) return;
         // NOTE: read here, before the layer's own backward turns its delta into the
         // gradient of its pre-activation (in place).
@@ -149,30 +148,6 @@ function accumulate(output: FloatArray, delta: FloatArray, batch: number, produc
       products[f] += p;
       sums[f] += s;
     }
-  }
-}
-
-/**
- * Network.backward, calling `before(i)` when layer i's delta is complete (every layer after
- * it has added into it) and before layer i's own backward changes it in place.
- * NOTE: a copy of Network.backward's loop (which has no hook); keep the two in step.
- */
-function backwardCapturing(net: Network, before: (i: number) => void): void {
-  const state: NetState = {
-    k: net.k, train: true, input: net.input, delta: null, truth: net.truth, layers: net.layers,
-    // backward never draws (dropout reuses the mask its forward drew)
-    random: () => {
-      throw new Error('backward drew a random number');
-    },
-  };
-  for (let i = net.layers.length - 1; i >= 0; i--) {
-    const l = net.layers[i];
-    if (l.spec.stopbackward) break;
-    before(i);
-    const prev = i > 0 ? net.layers[i - 1] : null;
-    state.input = prev ? prev.output : net.input;
-    state.delta = prev ? prev.delta : null;
-    l.backward(state);
   }
 }
 
