@@ -14,6 +14,7 @@ import { atomicWrite } from '../io/files';
 import type { WeightsFile } from '../io/weights';
 import type { BackendChoice } from '../kernels/backend';
 import type { Kernels } from '../kernels/types';
+import { batchNormScales, gammaChart, gammaSummary } from '../report/gamma';
 import { renderLineChart } from '../report/plot';
 import { integer, MAX_COUNT, real } from './args';
 import { checkOutputDir } from '../io/files';
@@ -52,6 +53,8 @@ export interface TrainCommand {
   lrScale?: number;
   /** keep the loaded weights' zeros (and their momentum) exactly 0 */
   freezeZeros?: boolean;
+  /** network slimming: L1 strength on every batch-norm scale (0 = off) */
+  slim?: number;
   /** an already-made source of training images (tests, benchmarks) */
   source?: ImageSource;
   kernels?: Kernels;
@@ -112,6 +115,7 @@ async function trainOn(
     const { zeros, weights } = countMasked(masks);
     reporter.info(`frozen zeros: ${zeros} of ${weights} weights (${((100 * zeros) / weights).toFixed(2)}%) stay 0`);
   }
+  const slimming = (o.slim ?? 0) > 0 ? startSlimming(net, o.slim!, reporter) : null;
   const random = mulberry32((o.seed ?? 1) + 7919);
   const batches = new TrainBatches(source, net.batch, classes, shapeOf(spec), random, augmentationOf(spec.net, o.flip ?? false), (m) =>
     reporter.warn(m),
@@ -136,16 +140,35 @@ async function trainOn(
       if (step.epoch > epoch) {
         epoch = step.epoch;
         save(`${base}_${epoch}.weights`);
+        slimming?.snapshot(`epoch ${epoch}`);
       }
       if (step.batch % backupEvery === 0) save(`${base}.backup`);
     },
   });
   const finalWeights = save(outcome.interrupted ? `${base}.backup` : `${base}.weights`);
   if (outcome.losses.length > 1) atomicWrite(path.join(backupDir, `${base}.loss.png`), lossChart(base, outcome.losses, outcome.firstBatch));
+  if (slimming) {
+    slimming.snapshot(`batch ${net.currentBatch()}`);
+    atomicWrite(path.join(backupDir, `${base}.gamma.png`), gammaChart(`${base}: batch-norm scales, --slim ${o.slim}`, slimming.snapshots));
+  }
   reporter.info(`${outcome.interrupted ? 'stopped at' : 'trained to'} batch ${net.currentBatch()} (${net.seen} images), ` +
     `${outcome.imagesPerSecond.toFixed(0)} images/s; weights: ${finalWeights}` +
     (batches.skipped.size ? `; skipped ${batches.skipped.size} images that could not be loaded` : ''));
   return { ...outcome, network: net, batches: net.currentBatch(), seen: net.seen, finalWeights, skippedImages: batches.skipped.size };
+}
+
+/** Network slimming: the L1 pull on every batch-norm scale, and |gamma| watched per epoch. */
+function startSlimming(net: Network, strength: number, reporter: Reporter) {
+  if (batchNormScales(net).length === 0) throw new DarknetError('--slim pulls batch-norm scales towards 0, but this cfg has no batch_normalize=1 layer');
+  net.slim = strength;
+  const snapshots: Array<{ label: string; scales: Float32Array }> = [];
+  const snapshot = (label: string) => {
+    const scales = batchNormScales(net);
+    snapshots.push({ label, scales });
+    reporter.info(`${label}: ${gammaSummary(scales)}`);
+  };
+  snapshot('start');
+  return { snapshots, snapshot };
 }
 
 function lossChart(base: string, losses: number[], firstBatch: number): Buffer {
@@ -256,7 +279,8 @@ const trainVerb = verb({
       .option('backup', { type: 'string', describe: "where weights are saved (default: the .data file's backup)" })
       .option('flip', { type: 'boolean', default: false, describe: 'random horizontal flips (darknet always flips)' })
       .option('lr-scale', { type: 'string', default: '1', coerce: real('lr-scale', { min: 0, max: 100, exclusiveMin: true }), describe: "multiply the cfg's learning_rate (about 0.1 to retrain a pruned model)" })
-      .option('freeze-zeros', { type: 'boolean', default: false, describe: "keep the loaded weights' zeros (and their momentum) exactly 0 while training" }),
+      .option('freeze-zeros', { type: 'boolean', default: false, describe: "keep the loaded weights' zeros (and their momentum) exactly 0 while training" })
+      .option('slim', { type: 'string', coerce: real('slim', { min: 0, max: 1 }), describe: 'network slimming: add S * sign(gamma) to every batch-norm scale\'s gradient (darknet forks: -sr --s); prints |gamma| per epoch and draws <cfg>.gamma.png' }),
   async run(args, io) {
     const reporter = reporterOf(io);
     const r = await withInterrupt((l) => io.err(`${l}\n`), async (i) => {
@@ -274,6 +298,7 @@ const trainVerb = verb({
         flip: args.flip,
         lrScale: args['lr-scale'],
         freezeZeros: args['freeze-zeros'],
+        slim: args.slim,
         reporter,
         signal: i.signal,
       });

@@ -88,6 +88,11 @@ export interface UpdateArgs {
   decay: number;
   /** B = batch * subdivisions */
   batch: number;
+  /**
+   * Network slimming (Liu et al. 2017): S in the L1 sub-gradient S * sign(gamma) added to
+   * every batch-norm scale's gradient, pushing unneeded channels' scales to 0; 0 = off.
+   */
+  scaleL1: number;
 }
 
 /** A parameter tensor with its darknet name (and, for weights, its update buffer and mask). */

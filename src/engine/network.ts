@@ -50,6 +50,8 @@ export class Network {
   readonly layers: Layer[];
   /** images seen in training, darknet's `*net->seen` (saved in .weights headers) */
   seen = 0;
+  /** network slimming: the L1 strength on batch-norm scales in every update (0 = off) */
+  slim = 0;
   /** `[batch, inputs]` */
   readonly input: Tensor;
   /** `[batch, outputs of the last layer]` */
@@ -192,6 +194,7 @@ export class Network {
       momentum: this.config.momentum,
       decay: this.config.decay,
       batch: this.batch * this.config.subdivisions,
+      scaleL1: this.slim,
     };
     for (const l of this.layers) l.update?.(args);
   }

@@ -88,8 +88,19 @@ export class BatchNorm {
     k.copy(delta, this.dx);
   }
 
-  /** darknet's scale step: no decay. */
-  update(p: Omit<SgdParams, 'decay'>): void {
+  /**
+   * darknet's scale step: no decay. With `l1` > 0 (network slimming), the L1 sub-gradient
+   * l1 * sign(scale) of the batch's mean loss joins the gradient first; scaleUpdates holds
+   * the negative gradient summed over the B images, hence -B * l1 * sign.
+   * NOTE: done on the host ([channels] floats, a few per layer), so it costs one read-back.
+   */
+  update(p: Omit<SgdParams, 'decay'>, l1 = 0): void {
+    if (l1 > 0) {
+      const scales = this.k.read(this.scales);
+      const updates = this.k.read(this.scaleUpdates);
+      for (let c = 0; c < updates.length; c++) updates[c] -= p.batch * l1 * Math.sign(scales[c]);
+      this.k.upload(this.scaleUpdates, updates);
+    }
     this.k.sgdUpdate(this.scales, this.scaleUpdates, null, { ...p, decay: 0 });
   }
 }

@@ -75,7 +75,7 @@ export function backwardNormBiasActivation(k: Kernels, l: WeightedLayer, channel
 export function updateWeighted(k: Kernels, l: WeightedLayer, a: UpdateArgs): void {
   const p = { rate: a.learningRate * l.spec.learningRateScale, momentum: a.momentum, batch: a.batch };
   k.sgdUpdate(l.biases, l.biasUpdates, null, { ...p, decay: 0 });
-  l.bn?.update(p);
+  l.bn?.update(p, a.scaleL1);
   k.sgdUpdate(l.weights, l.weightUpdates, l.mask, { ...p, decay: a.decay });
 }
 

@@ -144,3 +144,31 @@ describe('[webasm] classifier valid and predict', () => {
     );
   });
 });
+
+describe('[wasm-simd] classifier train --slim', () => {
+  test('[wasm-simd] pulls batch-norm scales towards 0, reports |gamma| per epoch and draws it; a cfg without batch norm is refused', async () => {
+    const bnCfg = path.join(dir, 'bn.cfg');
+    fs.writeFileSync(bnCfg, smallCfg(60).replace('activation=relu', 'activation=relu\nbatch_normalize=1'));
+    const meanGamma = (file: string) => {
+      const g = readWeights(file, readCfg(bnCfg)).layers[0].scales!;
+      return g.reduce((a, b) => a + Math.abs(b), 0) / g.length;
+    };
+    const runs: Record<string, { err: string; gamma: number }> = {};
+    for (const slim of ['0', '0.05']) {
+      const backup = path.join(dir, `slim-${slim}`);
+      let err = '';
+      const code = await main(['classifier', 'train', dataFile, bnCfg, '--backup', backup, '--slim', slim, '--backend', 'wasm-simd'], { out: quiet, err: (t) => void (err += t) });
+      expect(code).toBe(0);
+      runs[slim] = { err, gamma: meanGamma(path.join(backup, 'bn.weights')) };
+    }
+    expect(runs['0.05'].gamma).toBeLessThan(runs['0'].gamma - 0.05);
+    expect(runs['0.05'].err).toMatch(/start: \|gamma\|: median 1\.00, 0\.0% below 0\.01 \(of 6 scales\)/);
+    expect(runs['0.05'].err).toMatch(/epoch 2: \|gamma\|: median /);
+    expect(fs.statSync(path.join(dir, 'slim-0.05', 'bn.gamma.png')).size).toBeGreaterThan(1000);
+    expect(runs['0'].err).not.toMatch(/\|gamma\|/);
+
+    let err = '';
+    expect(await main(['classifier', 'train', dataFile, cfgFile, '--slim', '0.01', '--backend', 'wasm-simd'], { out: quiet, err: (t) => void (err += t) })).toBe(1);
+    expect(err).toMatch(/--slim pulls batch-norm scales towards 0, but this cfg has no batch_normalize=1 layer/);
+  });
+});

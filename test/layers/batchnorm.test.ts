@@ -118,3 +118,16 @@ describeEachBackend('batchnorm: same results as the reference', (_backend, get) 
     expect(maxBackendError(batchnorm, get(), reference, 'batchnorm', keys, context({ batch: 2, h: 3, w: 4, c: 3 }))).toBeLessThan(BACKEND_TOLERANCE);
   });
 });
+
+describe('batch-norm scales: network slimming', () => {
+  test('the L1 sub-gradient moves every scale by rate * l1 towards 0, on top of the loss gradient', async () => {
+    const { BatchNorm } = await import('../../src/layers/batchnorm-core');
+    const bn = new BatchNorm(k, { batch: 4, channels: 4, spatial: 1 });
+    k.upload(bn.scales, [0.5, -0.25, 2, 0]);
+    k.upload(bn.scaleUpdates, [4, 0, -8, 0]); // summed negative gradient over B = 4 images
+    bn.update({ rate: 0.1, momentum: 0, batch: 4 }, 0.01);
+    // scale += rate / B * (updates - B * l1 * sign(scale))
+    const want = [0.5 + 0.1 * (1 - 0.01), -0.25 + 0.1 * 0.01, 2 + 0.1 * (-2 - 0.01), 0];
+    Array.from(k.read(bn.scales)).forEach((v, i) => expect(v).toBeCloseTo(want[i], 12));
+  });
+});

@@ -94,7 +94,7 @@ describe('connected: update', () => {
     k.upload(layer.biases, [1]);
     k.upload(layer.biasUpdates, [-2]);
     k.upload(layer.bn!.scaleUpdates, [4]);
-    layer.update({ learningRate: 0.2, momentum: 0.5, decay: 0.1, batch: 2 });
+    layer.update({ learningRate: 0.2, momentum: 0.5, decay: 0.1, batch: 2, scaleL1: 0 });
     const rate = 0.1;
     expect(k.read(layer.biases)[0]).toBeCloseTo(1 + (rate / 2) * -2, 14);
     expect(k.read(layer.biasUpdates)[0]).toBeCloseTo(-1, 14);
@@ -109,7 +109,7 @@ describe('connected: update', () => {
     const { layer } = conn({ output: 6, activation: 'relu' });
     const random = mulberry32(10);
     const mask = Array.from({ length: layer.weights.size }, () => (random() < 0.6 ? 0 : 1));
-    expectMaskHolds(k, layer, mask, random, { learningRate: 0.5, momentum: 0.9, decay: 0.001, batch: 3 }, true);
+    expectMaskHolds(k, layer, mask, random, { learningRate: 0.5, momentum: 0.9, decay: 0.001, batch: 3, scaleL1: 0 }, true);
   });
 });
 

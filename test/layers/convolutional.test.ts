@@ -167,7 +167,7 @@ describe('convolutional: update', () => {
     k.upload(layer.biases, [0.2]);
     k.upload(layer.biasUpdates, [3]);
     k.upload(layer.bn!.scaleUpdates, [-1]);
-    layer.update({ learningRate: 0.1, momentum: 0.9, decay: 0.01, batch: 4 });
+    layer.update({ learningRate: 0.1, momentum: 0.9, decay: 0.01, batch: 4, scaleL1: 0 });
     // rate = 0.1 * 2; biases += rate / B * bias_updates; bias_updates *= momentum
     expect(k.read(layer.biases)[0]).toBeCloseTo(0.2 + (0.2 / 4) * 3, 14);
     expect(k.read(layer.biasUpdates)[0]).toBeCloseTo(2.7, 14);
@@ -185,7 +185,7 @@ describe('convolutional: update', () => {
     const random = mulberry32(9);
     const mask = Array.from({ length: layer.weights.size }, () => (random() < 0.5 ? 0 : 1));
     const before = Array.from(k.read(layer.weights));
-    const input = expectMaskHolds(k, layer, mask, random, { learningRate: 0.5, momentum: 0.9, decay: 0.001, batch: 2 }, false);
+    const input = expectMaskHolds(k, layer, mask, random, { learningRate: 0.5, momentum: 0.9, decay: 0.001, batch: 2, scaleL1: 0 }, false);
     // the kept weights trained
     const after = Array.from(k.read(layer.weights));
     expect(after.every((w, i) => mask[i] === 0 || w !== before[i])).toBe(true);
@@ -194,7 +194,7 @@ describe('convolutional: update', () => {
     layer.forward(netState(k, input, null));
     k.fill(layer.delta, 1);
     layer.backward(netState(k, input, null));
-    layer.update({ learningRate: 0.5, momentum: 0.9, decay: 0.001, batch: 2 });
+    layer.update({ learningRate: 0.5, momentum: 0.9, decay: 0.001, batch: 2, scaleL1: 0 });
     expect(Array.from(k.read(layer.weights)).some((w, i) => mask[i] === 0 && w !== 0)).toBe(true);
   });
 
