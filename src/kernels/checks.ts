@@ -1,4 +1,4 @@
-import type { ChannelShape, ConvShape, PoolShape, ShortcutShape, Tensor } from './types';
+import type { ChannelShape, ConvShape, PoolShape, ShortcutShape, SparseFormat, SparseMatrix, Tensor } from './types';
 
 /**
  * The argument checks of the kernel seam, shared by every backend, so that a call whose
@@ -93,4 +93,61 @@ export function checkShortcut(s: ShortcutShape, out: Tensor, add: Tensor): { str
     throw new Error(`shortcut: width ratio ${s.w1}/${s.w2} and height ratio ${s.h1}/${s.h2} differ`);
   }
   return { stride: Math.max(stride, 1), sample: Math.max(sample, 1) };
+}
+
+// ---- sparse weights ----
+
+/** Every SparseMatrix given to `sparse.free`, on any backend. */
+const freedSparse = new WeakSet<SparseMatrix>();
+
+/** Refuses a sparse matrix that was freed. */
+export function expectLiveSparse(op: string, A: SparseMatrix): void {
+  if (freedSparse.has(A)) throw new Error(`${op}: this sparse matrix (${A.rows} x ${A.cols}) was freed; pack another`);
+}
+
+/** Records A as freed, refusing a second free. */
+export function markSparseFreed(A: SparseMatrix): void {
+  if (freedSparse.has(A)) throw new Error(`sparse.free: this sparse matrix (${A.rows} x ${A.cols}) was freed already (a double free)`);
+  freedSparse.add(A);
+}
+
+/** rows and cols are non-negative integers, the format is known, weights hold rows x cols. */
+export function checkSparsePack(weights: Tensor, rows: number, cols: number, format: SparseFormat): void {
+  if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 0 || cols < 0) {
+    throw new Error(`sparse.pack: rows and cols must be non-negative integers, got ${rows} x ${cols}`);
+  }
+  if (format !== 'csr' && format !== 'block4x1') throw new Error(`sparse.pack: unknown format "${format}"`);
+  expectSize('sparse.pack', 'weights', weights, rows * cols);
+}
+
+/**
+ * A sparse product's dense operands fit A [M x K] and N: `out` has outRows x N values,
+ * `B` has inRows x N (spmm: K then M; spmmTransposed: M then K). N is a non-negative integer.
+ */
+export function checkSparseProduct(op: string, A: SparseMatrix, out: Tensor, B: Tensor, N: number, transposed: boolean): void {
+  if (!Number.isInteger(N) || N < 0) throw new Error(`${op}: N must be a non-negative integer, got ${N}`);
+  if (out === B) throw new Error(`${op}: C may not alias B`);
+  const [outRows, inRows] = transposed ? [A.cols, A.rows] : [A.rows, A.cols];
+  expectSize(op, 'B', B, inRows * N);
+  expectSize(op, 'C', out, outRows * N);
+}
+
+/** weightUpdates is [M x K], delta [M x N], input [K x N]. */
+export function checkSampledGradient(A: SparseMatrix, weightUpdates: Tensor, delta: Tensor, input: Tensor, N: number): void {
+  const op = 'sparse.sampledGradient';
+  if (!Number.isInteger(N) || N < 0) throw new Error(`${op}: N must be a non-negative integer, got ${N}`);
+  expectSize(op, 'weightUpdates', weightUpdates, A.rows * A.cols);
+  expectSize(op, 'delta', delta, A.rows * N);
+  expectSize(op, 'input', input, A.cols * N);
+}
+
+/** src has rows x cols values, dst the same, and they are different tensors. */
+export function checkTranspose(dst: Tensor, src: Tensor, rows: number, cols: number): void {
+  const op = 'sparse.transpose';
+  if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 0 || cols < 0) {
+    throw new Error(`${op}: rows and cols must be non-negative integers, got ${rows} x ${cols}`);
+  }
+  if (dst === src) throw new Error(`${op}: dst may not be src`);
+  expectSize(op, 'src', src, rows * cols);
+  expectSize(op, 'dst', dst, rows * cols);
 }

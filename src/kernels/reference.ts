@@ -1,7 +1,8 @@
 import type {
   Activation, BackendName, ChannelShape, ConvShape, CostType, FloatArray, GemmShape, KernelStats,
-  Kernels, PoolShape, SgdParams, ShortcutShape, Tensor,
+  Kernels, PoolShape, SgdParams, ShortcutShape, SparseKernels, Tensor,
 } from './types';
+import { ReferenceSparse } from './sparse/reference';
 import {
   checkChannels, checkConv, checkPool, checkShortcut, expectLive, expectNotDisposed, expectSize, markFreed, sameSize,
 } from './checks';
@@ -38,6 +39,8 @@ export class ReferenceKernels implements Kernels {
   private readonly float64: boolean;
   private readbacks = 0;
   private disposed = false;
+  /** CSR loops over kept entries (./sparse/reference.ts). */
+  readonly sparse: SparseKernels = new ReferenceSparse((op, t) => this.data(op, t));
 
   constructor(options: { float64?: boolean } = {}) {
     this.float64 = options.float64 ?? false;

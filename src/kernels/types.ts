@@ -121,6 +121,68 @@ export interface ShortcutShape {
 
 export type CostType = 'sse' | 'L1' | 'smooth';
 
+/**
+ * How a `SparseMatrix` stores its kept entries (measured in scripts/bench-sparse.ts):
+ * - 'csr': compressed sparse rows (row starts, column indices, values): exactly the
+ *   non-zeros. spmm vectorises over N, XNNPACK's MRx1 f32-spmm over CHW activations.
+ * - 'block4x1': four consecutive rows share each column index; a block is kept when any
+ *   of its four values is non-zero (the others stored as 0). One index and one load of
+ *   B feed four rows, but unstructured zeros leave many padded slots.
+ */
+export type SparseFormat = 'csr' | 'block4x1';
+
+/**
+ * A weight matrix [rows x cols] with its zeros left out, made by `SparseKernels.pack`
+ * and owned by that backend (opaque, like a Tensor). It keeps exactly the entries that
+ * were non-zero when packed (the pruning mask); `refresh` re-reads their values.
+ */
+export interface SparseMatrix {
+  readonly rows: number;
+  readonly cols: number;
+  /** kept entries (non-zeros when packed) */
+  readonly nonZeros: number;
+  readonly format: SparseFormat;
+}
+
+/**
+ * Sparse-times-dense products for pruned weights, every dense operand row-major with N
+ * columns: `[M x N]`, `[K x N]`, where the sparse matrix A is `[M x K]`.
+ * Connected layers use N = batch on transposed activations (input^T is [inputs x batch]);
+ * convolutions use the im2col panel of one image, N = outH * outW, K = c/groups*size*size.
+ * The dense gemm with the zeros kept is the check: each op equals it (to rounding).
+ */
+export interface SparseKernels {
+  /**
+   * A compressed copy of dense `weights` [rows x cols] keeping its non-zero entries.
+   *
+   * @example
+   *   const A = k.sparse!.pack(weights, 500, 800);   // fc 800 -> 500, zeros pruned
+   *   k.sparse!.spmm(out, A, inputT, { N: 64, accumulate: false });
+   */
+  pack(weights: Tensor, rows: number, cols: number, format?: SparseFormat): SparseMatrix;
+  /** A's kept values = weights at their positions (after an update); the positions stay. */
+  refresh(A: SparseMatrix, weights: Tensor): void;
+  /** Gives back A's storage; a later use of A throws. */
+  free(A: SparseMatrix): void;
+  /** C [M x N] (= or +=, by accumulate) A [M x K] x B [K x N]. C may not alias B. */
+  spmm(C: Tensor, A: SparseMatrix, B: Tensor, s: { N: number; accumulate: boolean }): void;
+  /** C [K x N] (= or +=) A^T x B [M x N] (backward-data: inputDelta from delta). C may not alias B. */
+  spmmTransposed(C: Tensor, A: SparseMatrix, B: Tensor, s: { N: number; accumulate: boolean }): void;
+  /**
+   * Backward-filter at the kept entries only: for each kept (i, k),
+   * weightUpdates[i * K + k] += sum over n of delta[i, n] * input[k, n], with weightUpdates
+   * dense [M x K], delta [M x N], input [K x N]. Every other entry is left as it is
+   * (so a pruned entry that is 0 stays exactly 0).
+   */
+  sampledGradient(weightUpdates: Tensor, A: SparseMatrix, delta: Tensor, input: Tensor, s: { N: number }): void;
+  /**
+   * dst [cols x rows] = src [rows x cols] transposed: a connected layer's activations
+   * [batch x inputs] become the [inputs x batch] operand the products take, and back.
+   * dst may not be src.
+   */
+  transpose(dst: Tensor, src: Tensor, s: { rows: number; cols: number }): void;
+}
+
 export interface KernelStats {
   /** gpu.js kernels compiled so far (0 for the reference) */
   compiled: number;
@@ -247,6 +309,12 @@ export interface Kernels {
    * exactly +0.0 after the step, so neither gradient, decay nor momentum revives it.
    */
   sgdUpdate(weights: Tensor, updates: Tensor, mask: Tensor | null, p: SgdParams): void;
+
+  /**
+   * Sparse-weight products, where the backend has them (reference, wasm-simd); gpu.js's
+   * backends leave this out and callers use the dense ops with the zeros kept.
+   */
+  readonly sparse?: SparseKernels;
 
   /** What this backend has done so far. */
   stats(): KernelStats;

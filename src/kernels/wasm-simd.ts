@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type {
   Activation, BackendName, ChannelShape, ConvShape, CostType, FloatArray, GemmShape, KernelStats,
-  Kernels, PoolShape, SgdParams, ShortcutShape, Tensor,
+  Kernels, PoolShape, SgdParams, ShortcutShape, SparseKernels, Tensor,
 } from './types';
 import { ACTIVATIONS } from './types';
 import {
@@ -12,6 +12,7 @@ import {
 import { WebAssemblyApi, type WasmMemory } from './wasm/api';
 import { align, Heap, type HeapStats } from './wasm/heap';
 import { CTRL_BYTES, WorkerPool } from './wasm/pool';
+import { SPARSE_JOBS, WasmSparse } from './sparse/wasm-simd';
 
 /**
  * The kernel seam on hand-written WebAssembly SIMD (AssemblyScript in ./wasm/assembly,
@@ -53,7 +54,7 @@ export interface WasmSimdOptions {
 }
 
 /** Exported functions that run as jobs, fn(tid, counter, nt, ...), by index (see WorkerPool.run). */
-const JOBS = ['gemmJob', 'convForwardJob', 'convBackwardDataJob', 'convBackwardFilterJob'] as const;
+const JOBS = ['gemmJob', 'convForwardJob', 'convBackwardDataJob', 'convBackwardFilterJob', ...SPARSE_JOBS] as const;
 const GEMM = 0;
 const CONV_FORWARD = 1;
 const CONV_BACKWARD_DATA = 2;
@@ -89,6 +90,8 @@ export class WasmSimdKernels implements Kernels {
   private readonly workspaces = new Map<string, { ptr: number; floats: number }>();
   private readbacks = 0;
   private disposed = false;
+  /** CSR (and 4x1-block) products over pruned weights (./sparse/wasm-simd.ts). */
+  readonly sparse: SparseKernels;
 
   private constructor(
     private readonly memory: WasmMemory,
@@ -102,6 +105,20 @@ export class WasmSimdKernels implements Kernels {
     this.heap = new Heap(memory, heapBase);
     this.scratchStride = align(ex.scratchFloats() * 4);
     this.scratch = this.allocBytes(this.scratchStride * this.threads);
+    this.sparse = new WasmSparse({
+      tensor: (op, t) => this.t(op, t),
+      alloc: (bytes) => {
+        expectNotDisposed('sparse.pack', this.backend, this.disposed);
+        return this.allocBytes(bytes);
+      },
+      // after dispose the memory went with the backend, as for tensors
+      free: (ptr) => { if (!this.disposed) this.heap.free(ptr); },
+      view: () => this.memory.buffer,
+      job: (name, flops, args) => this.job(JOBS.indexOf(name), flops, args),
+      gatherSparse: (values, dense, index, n) => { this.ex.gatherSparse(values, dense, index, n); },
+      transpose: (dst, src, rows, cols) => { this.ex.transposeMatrix(dst, src, rows, cols); },
+      scratch: () => [this.scratch, this.scratchStride],
+    });
   }
 
   /** Compiles the module, starts the threads, and resolves when every thread is ready. */
