@@ -4,6 +4,7 @@ import type { NetworkSpec } from '../cfg/config';
 import { augmentationOf } from '../data/augment';
 import { TrainBatches, type ImageSource } from '../data/loader';
 import { evaluate, rankRow, type Evaluation } from '../engine/evaluate';
+import type { SparseMode } from '../engine/layer';
 import { applyMasks, countMasked, masksFromZeros } from '../engine/masks';
 import type { Network } from '../engine/network';
 import { mulberry32 } from '../engine/random';
@@ -195,8 +196,16 @@ export interface ValidCommand {
   backend?: BackendChoice;
   /** images per forward pass (default: the cfg's batch / subdivisions) */
   batch?: number;
+  /** skip zero weights where a layer has a sparse path (default auto) */
+  sparse?: SparseMode;
   kernels?: Kernels;
   reporter?: Reporter;
+}
+
+/** Turns the sparse path on as asked and says where it runs. */
+function useSparse(net: Network, mode: SparseMode, reporter: Reporter): void {
+  const layers = net.setSparse(mode);
+  if (layers.length) reporter.info(`sparse: layers ${layers.join(', ')} skip their zero weights (--sparse ${mode})`);
 }
 
 /** `classifier valid`: top-1 and top-k over the .data file's valid list; every image must load. */
@@ -210,6 +219,7 @@ export async function validClassifier(o: ValidCommand): Promise<Evaluation> {
   const source = validSource(data, spec);
   try {
     const net = buildNetwork(spec, o.kernels ?? (await loadKernels(o.backend, reporter)), weights);
+    useSparse(net, o.sparse ?? 'auto', reporter);
     try {
       return await evaluate(net, source, { k: data.top || 1, reporter, label: 'valid' });
     } finally {
@@ -227,7 +237,7 @@ export interface Prediction {
 
 /** `classifier predict`: the top classes of each image, with names. */
 export async function predictImages(
-  o: { dataFile: string; cfgFile: string; weights: string; backend?: BackendChoice; top?: number; reporter?: Reporter; kernels?: Kernels },
+  o: { dataFile: string; cfgFile: string; weights: string; backend?: BackendChoice; top?: number; sparse?: SparseMode; reporter?: Reporter; kernels?: Kernels },
   images: AsyncIterable<string> | Iterable<string>,
   onPrediction: (p: Prediction) => void,
 ): Promise<void> {
@@ -239,6 +249,7 @@ export async function predictImages(
   requireFinite(weights, spec, o.weights);
   if (o.top !== undefined && o.top > data.classes) throw new DarknetError(`--top ${o.top}: the model has only ${data.classes} classes`);
   const net = buildNetwork(spec, o.kernels ?? (await loadKernels(o.backend, reporter)), weights);
+  useSparse(net, o.sparse ?? 'auto', reporter);
   const top = Math.min(o.top ?? (data.top || 1), data.classes);
   const { loadImage } = await import('../data/images');
   const x = new Float32Array(spec.net.inputs);
@@ -257,6 +268,12 @@ export async function predictImages(
 
 // ---------------------------------------------------------------------------------------
 // The verbs
+
+const SPARSE_OPTION = {
+  choices: ['auto', 'on', 'off'] as const,
+  default: 'auto' as const,
+  describe: 'skip zero weights in connected layers (wasm-simd): auto from 50% zeros up, on, off',
+};
 
 /** Options shared by the classifier verbs. */
 function classifierArgs<T>(y: import('yargs').Argv<T>) {
@@ -322,10 +339,11 @@ const validVerb = verb({
     classifierArgs(y)
       .positional('weights', { type: 'string', demandOption: true, describe: 'darknet .weights file' })
       .option('batch', { type: 'string', coerce: integer('batch', { min: 1, max: 4096 }), describe: 'images per forward pass (default: the cfg batch)' })
+      .option('sparse', SPARSE_OPTION)
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' }),
   async run(args, io) {
     const r = await validClassifier({
-      dataFile: args.data, cfgFile: args.cfg, weights: args.weights, backend: args.backend, batch: args.batch, reporter: reporterOf(io, args.json),
+      dataFile: args.data, cfgFile: args.cfg, weights: args.weights, backend: args.backend, batch: args.batch, sparse: args.sparse, reporter: reporterOf(io, args.json),
     });
     if (args.json) {
       io.out(`${JSON.stringify({ images: r.count, top1: r.top1, [`top${r.k}`]: r.topK, seconds: r.seconds })}\n`);
@@ -349,11 +367,12 @@ const predictVerb = verb({
       .positional('weights', { type: 'string', demandOption: true, describe: 'darknet .weights file' })
       .positional('image', { type: 'string', describe: 'an image (PNG or JPEG); without it, paths are read from stdin' })
       .option('top', { type: 'string', coerce: integer('top', { min: 1, max: 100000 }), describe: "classes to show (default: the .data file's top)" })
+      .option('sparse', SPARSE_OPTION)
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object per image' }),
   async run(args, io) {
     const images = args.image !== undefined ? [args.image] : stdinLines();
     await predictImages(
-      { dataFile: args.data, cfgFile: args.cfg, weights: args.weights, backend: args.backend, top: args.top, reporter: reporterOf(io, true) },
+      { dataFile: args.data, cfgFile: args.cfg, weights: args.weights, backend: args.backend, top: args.top, sparse: args.sparse, reporter: reporterOf(io, true) },
       images,
       (p) => {
         if (args.json) io.out(`${JSON.stringify(p)}\n`);

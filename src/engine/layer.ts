@@ -127,7 +127,18 @@ export interface Layer {
    * weights and their momentum are exactly 0.
    */
   setMask?(mask: ArrayLike<number> | null): void;
+  /**
+   * Layers with a sparse inference path (connected): run inference on the compressed
+   * weights (`on`), densely (`off`), or sparsely when enough weights are 0 (`auto`).
+   * Returns whether the sparse path is now in use. Training always runs densely.
+   */
+  setSparse?(mode: SparseMode): boolean;
+  /** The parameters were replaced from outside (a loaded file): drop anything derived from them. */
+  paramsChanged?(): void;
 }
+
+/** `--sparse`: where zero weights are skipped. */
+export type SparseMode = 'auto' | 'on' | 'off';
 
 export interface LayerDefinition<S extends LayerSpec = LayerSpec> {
   type: LayerType;

@@ -1,7 +1,7 @@
 import type { NetConfig, NetworkSpec } from '../cfg/config';
 import { checkNetworkBudget } from '../cfg/memory';
 import { DarknetError } from '../errors';
-import type { Layer, NetState } from './layer';
+import type { Layer, NetState, SparseMode } from './layer';
 import { definitionOf } from '../layers';
 import type { FloatArray, Kernels, Tensor } from '../kernels/types';
 import { mulberry32 } from './random';
@@ -26,8 +26,9 @@ export function withBatch(spec: NetworkSpec, batch: number): NetworkSpec {
 }
 
 /**
- * The same kernels with every `alloc` recorded in `owned`, so a network can free exactly
- * what it made (layers allocate through the kernels they are given).
+ * The same kernels with every `alloc` recorded in `owned` (and every `free` struck off), so
+ * a network can free exactly what it still holds (layers allocate through the kernels they
+ * are given).
  */
 function trackAllocations(k: Kernels, owned: Tensor[]): Kernels {
   return new Proxy(k, {
@@ -37,6 +38,13 @@ function trackAllocations(k: Kernels, owned: Tensor[]): Kernels {
           const t = target.alloc(size);
           owned.push(t);
           return t;
+        };
+      }
+      if (key === 'free') {
+        return (t: Tensor) => {
+          const i = owned.lastIndexOf(t);
+          if (i >= 0) owned.splice(i, 1);
+          target.free(t);
         };
       }
       const v = Reflect.get(target, key, target);
@@ -76,12 +84,28 @@ export class Network {
   }
 
   /**
+   * Where zero weights are skipped at inference (`--sparse`): `on` every layer that has a
+   * sparse path, `auto` those with enough zeros, `off` none. Returns the indexes of the
+   * layers now running sparsely. Training always runs densely; the compressed copies are
+   * made again after updates and loads.
+   */
+  setSparse(mode: SparseMode): number[] {
+    const sparse: number[] = [];
+    this.layers.forEach((l, i) => {
+      if (l.setSparse?.(mode)) sparse.push(i);
+    });
+    return sparse;
+  }
+
+  /**
    * Frees every tensor the network allocated on its backend (the backend itself stays
    * usable for other networks). The network must not be used afterwards.
    */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    // sparse copies live outside the tensors (k.sparse): give them back first
+    for (const l of this.layers) l.setSparse?.('off');
     for (const t of this.owned) this.k.free(t);
     this.owned.length = 0;
   }
@@ -242,6 +266,7 @@ export class Network {
         const a = w.layers[i][p.name];
         if (a) this.k.upload(p.tensor, a);
       }
+      l.paramsChanged?.();
     });
   }
 

@@ -1,7 +1,7 @@
-import type { Activation, ChannelShape, GemmShape, Kernels, Tensor } from '../kernels/types';
+import type { Activation, ChannelShape, GemmShape, Kernels, SparseMatrix, Tensor } from '../kernels/types';
 import {
   activationOption, baseSpec, type CommonSpec, type Layer, type LayerDefinition, type LayerSpec,
-  type NetState, type ParamSpec, type ParamTensor, type ParseContext, type UpdateArgs,
+  type NetState, type ParamSpec, type ParamTensor, type ParseContext, type SparseMode, type UpdateArgs,
 } from '../engine/layer';
 import type { Options } from '../cfg/options';
 import { BatchNorm, batchNormParams } from './batchnorm-core';
@@ -88,8 +88,60 @@ export class ConnectedLayer implements Layer, WeightedLayer {
   }
 
   forward(net: NetState): void {
-    this.k.gemm(this.output, net.input, this.weights, this.forwardGemm);
+    if (!net.train && this.sparse) this.sparseForward(net.input);
+    else this.k.gemm(this.output, net.input, this.weights, this.forwardGemm);
     forwardNormBiasActivation(this.k, this, this.channels, net.train);
+  }
+
+  // ---- the sparse inference path (k.sparse; connected_layer.c has none) ----
+
+  /** In use: the mode asked for resolved against this layer's sparsity. */
+  private sparse: { A: SparseMatrix | null; inputT: Tensor; outputT: Tensor } | null = null;
+  private sparseMode: SparseMode = 'off';
+
+  /**
+   * Sparse inference: output^T [out x batch] = W [out x in] (CSR) x input^T [in x batch].
+   * `auto` takes it from SPARSE_AUTO_SPARSITY zeros up: the break-even measured by
+   * scripts/bench-sparse.ts for fc 800 -> 500 was ~46% at batch 1 and ~42-44% at batch 64
+   * (transposes included), so half the weights 0 is a safe margin.
+   */
+  setSparse(mode: SparseMode): boolean {
+    this.sparseMode = mode;
+    this.dropSparse();
+    const sparse = this.k.sparse;
+    if (mode === 'off' || !sparse) return false;
+    if (mode === 'auto') {
+      const w = this.k.read(this.weights);
+      let zeros = 0;
+      for (let i = 0; i < w.length; i++) if (w[i] === 0) zeros++;
+      if (zeros < SPARSE_AUTO_SPARSITY * w.length) return false;
+    }
+    const { batch, inputs, outputs } = this.spec;
+    this.sparse = { A: null, inputT: this.k.alloc(inputs * batch), outputT: this.k.alloc(outputs * batch) };
+    return true;
+  }
+
+  paramsChanged(): void {
+    if (this.sparseMode !== 'off') this.setSparse(this.sparseMode);
+  }
+
+  private sparseForward(input: Tensor): void {
+    const s = this.sparse!;
+    const sparse = this.k.sparse!;
+    const { batch, inputs, outputs } = this.spec;
+    // Packed on first use after a change of weights (a load, or training's updates).
+    s.A ??= sparse.pack(this.weights, outputs, inputs);
+    sparse.transpose(s.inputT, input, { rows: batch, cols: inputs });
+    sparse.spmm(s.outputT, s.A, s.inputT, { N: batch, accumulate: false });
+    sparse.transpose(this.output, s.outputT, { rows: outputs, cols: batch });
+  }
+
+  private dropSparse(): void {
+    if (!this.sparse) return;
+    if (this.sparse.A) this.k.sparse!.free(this.sparse.A);
+    this.k.free(this.sparse.inputT);
+    this.k.free(this.sparse.outputT);
+    this.sparse = null;
   }
 
   backward(net: NetState): void {
@@ -101,12 +153,20 @@ export class ConnectedLayer implements Layer, WeightedLayer {
   /** darknet's update_connected_layer; decay applies to weights only. */
   update(a: UpdateArgs): void {
     updateWeighted(this.k, this, a);
+    // the compressed copy is stale (and zeros may have moved): packed again when next used
+    if (this.sparse?.A) {
+      this.k.sparse!.free(this.sparse.A);
+      this.sparse.A = null;
+    }
   }
 
   setMask(mask: ArrayLike<number> | null): void {
     this.mask = applyMask(this.k, this, mask);
   }
 }
+
+/** `--sparse auto` runs a connected layer sparsely from this share of zero weights up. */
+export const SPARSE_AUTO_SPARSITY = 0.5;
 
 export const connected: LayerDefinition<ConnectedSpec> = {
   type: 'connected',

@@ -1,0 +1,60 @@
+/**
+ * Inference images/s of a pruned network on the sparse path against the dense one, side by
+ * side in one process (runs alternate, medians of 5): LeNet-300-100 pruned as Han et al.
+ * (fc1 92%, fc2 91%, fc3 74% zeros, 12x fewer weights) at batch 1 and batch 64, wasm-simd.
+ * The weights are random (a trained model's zeros sit elsewhere, its speed is the same).
+ *
+ *   npm run build && node dist/scripts/bench-sparse-nets.js
+ */
+import * as path from 'path';
+import { readCfg } from '../src/cfg/parser';
+import { Network, withBatch } from '../src/engine/network';
+import { mulberry32 } from '../src/engine/random';
+import { createKernels } from '../src/kernels/backend';
+import { applyThreshold } from '../src/prune/threshold';
+import { sparsityOf } from '../src/prune/stats';
+
+async function main(): Promise<void> {
+  const k = await createKernels('wasm-simd');
+  console.log(`backend: ${k.description}`);
+  const base = readCfg(path.resolve(__dirname, '..', '..', 'cfg', 'lenet-300-100.cfg'));
+  const rows: string[] = [];
+  for (const batch of [1, 64]) {
+    const spec = withBatch(base, batch);
+    const net = new Network(spec, k, { seed: 1 });
+    const rules = new Map([[0, 0.92], [1, 0.91], [2, 0.74]].map(([i, s]) => [i, { kind: 'fraction' as const, sparsity: s }]));
+    const pruned = applyThreshold(spec, net.exportWeights(), { scope: 'map', rules }).weights;
+    net.loadWeights(pruned);
+    const compression = sparsityOf(spec, pruned).total.compression;
+    const random = mulberry32(2);
+    const x = Float32Array.from({ length: batch * spec.net.inputs }, () => random());
+    const images = batch === 1 ? 4000 : 40000;
+    const time = (mode: 'on' | 'off') => {
+      net.setSparse(mode);
+      for (let i = 0; i < 20; i++) net.predict(x);
+      const t0 = process.hrtime.bigint();
+      for (let n = 0; n < images; n += batch) net.predict(x);
+      return images / (Number(process.hrtime.bigint() - t0) / 1e9);
+    };
+    const dense: number[] = [];
+    const sparse: number[] = [];
+    for (let r = 0; r < 5; r++) {
+      dense.push(time('off'));
+      sparse.push(time('on'));
+    }
+    const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
+    const d = median(dense);
+    const s = median(sparse);
+    rows.push(`${String(batch).padStart(5)}  ${compression.toFixed(1).padStart(11)}x  ${d.toFixed(0).padStart(13)}  ${s.toFixed(0).padStart(14)}  ${(s / d).toFixed(2).padStart(6)}x`);
+    net.dispose();
+  }
+  console.log('LeNet-300-100, inference (network alone), images/s, medians of 5 alternating runs');
+  console.log('batch  compression  dense img/s  sparse img/s   ratio');
+  for (const r of rows) console.log(r);
+  k.dispose();
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
