@@ -56,6 +56,8 @@ export interface TrainCommand {
   freezeZeros?: boolean;
   /** network slimming: L1 strength on every batch-norm scale (0 = off) */
   slim?: number;
+  /** with --freeze-zeros, skip the frozen zeros in connected layers (default auto) */
+  sparse?: SparseMode;
   /** an already-made source of training images (tests, benchmarks) */
   source?: ImageSource;
   kernels?: Kernels;
@@ -115,6 +117,7 @@ async function trainOn(
     applyMasks(net, masks);
     const { zeros, weights } = countMasked(masks);
     reporter.info(`frozen zeros: ${zeros} of ${weights} weights (${((100 * zeros) / weights).toFixed(2)}%) stay 0`);
+    useSparse(net, o.sparse ?? 'auto', reporter);
   }
   const slimming = (o.slim ?? 0) > 0 ? startSlimming(net, o.slim!, reporter) : null;
   const random = mulberry32((o.seed ?? 1) + 7919);
@@ -297,6 +300,7 @@ const trainVerb = verb({
       .option('flip', { type: 'boolean', default: false, describe: 'random horizontal flips (darknet always flips)' })
       .option('lr-scale', { type: 'string', default: '1', coerce: real('lr-scale', { min: 0, max: 100, exclusiveMin: true }), describe: "multiply the cfg's learning_rate (about 0.1 to retrain a pruned model)" })
       .option('freeze-zeros', { type: 'boolean', default: false, describe: "keep the loaded weights' zeros (and their momentum) exactly 0 while training" })
+      .option('sparse', { ...SPARSE_OPTION, describe: 'with --freeze-zeros: skip the frozen zeros in connected layers (wasm-simd): auto from 50% zeros up, on, off' })
       .option('slim', { type: 'string', coerce: real('slim', { min: 0, max: 1 }), describe: 'network slimming: add S * sign(gamma) to every batch-norm scale\'s gradient (darknet forks: -sr --s); prints |gamma| per epoch and draws <cfg>.gamma.png' }),
   async run(args, io) {
     const reporter = reporterOf(io);
@@ -316,6 +320,7 @@ const trainVerb = verb({
         lrScale: args['lr-scale'],
         freezeZeros: args['freeze-zeros'],
         slim: args.slim,
+        sparse: args.sparse,
         reporter,
         signal: i.signal,
       });

@@ -88,20 +88,31 @@ export class ConnectedLayer implements Layer, WeightedLayer {
   }
 
   forward(net: NetState): void {
-    if (!net.train && this.sparse) this.sparseForward(net.input);
+    if (this.sparse && (!net.train || this.mask)) this.sparseForward(net.input);
     else this.k.gemm(this.output, net.input, this.weights, this.forwardGemm);
     forwardNormBiasActivation(this.k, this, this.channels, net.train);
   }
 
-  // ---- the sparse inference path (k.sparse; connected_layer.c has none) ----
+  backward(net: NetState): void {
+    backwardNormBiasActivation(this.k, this, this.channels);
+    if (this.sparse && this.mask) {
+      this.sparseBackward(net);
+      return;
+    }
+    this.k.gemm(this.weightUpdates, this.delta, net.input, this.filterGemm);
+    if (net.delta) this.k.gemm(net.delta, this.delta, this.weights, this.dataGemm);
+  }
+
+  // ---- the sparse path (k.sparse; connected_layer.c has none) ----
 
   /** In use: the mode asked for resolved against this layer's sparsity. */
-  private sparse: { A: SparseMatrix | null; inputT: Tensor; outputT: Tensor } | null = null;
+  private sparse: SparseBuffers | null = null;
   private sparseMode: SparseMode = 'off';
 
   /**
-   * Sparse inference: output^T [out x batch] = W [out x in] (CSR) x input^T [in x batch].
-   * `auto` takes it from SPARSE_AUTO_SPARSITY zeros up: the break-even measured by
+   * Skips zero weights: inference always, training when the zeros are frozen by a mask (their
+   * positions then never change, so the compressed copy only takes the new values after each
+   * update). `auto` takes it from SPARSE_AUTO_SPARSITY zeros up: the break-even measured by
    * scripts/bench-sparse.ts for fc 800 -> 500 was ~46% at batch 1 and ~42-44% at batch 64
    * (transposes included), so half the weights 0 is a safe margin.
    */
@@ -111,13 +122,17 @@ export class ConnectedLayer implements Layer, WeightedLayer {
     const sparse = this.k.sparse;
     if (mode === 'off' || !sparse) return false;
     if (mode === 'auto') {
-      const w = this.k.read(this.weights);
+      const kept = this.k.read(this.mask ?? this.weights);
       let zeros = 0;
-      for (let i = 0; i < w.length; i++) if (w[i] === 0) zeros++;
-      if (zeros < SPARSE_AUTO_SPARSITY * w.length) return false;
+      for (let i = 0; i < kept.length; i++) if (kept[i] === 0) zeros++;
+      if (zeros < SPARSE_AUTO_SPARSITY * kept.length) return false;
     }
     const { batch, inputs, outputs } = this.spec;
-    this.sparse = { A: null, inputT: this.k.alloc(inputs * batch), outputT: this.k.alloc(outputs * batch) };
+    const alloc = (n: number) => this.k.alloc(n);
+    this.sparse = {
+      A: null, inputT: alloc(inputs * batch), outputT: alloc(outputs * batch),
+      deltaT: alloc(outputs * batch), inputDeltaT: alloc(inputs * batch), inputDelta: alloc(batch * inputs),
+    };
     return true;
   }
 
@@ -125,44 +140,84 @@ export class ConnectedLayer implements Layer, WeightedLayer {
     if (this.sparseMode !== 'off') this.setSparse(this.sparseMode);
   }
 
+  /** The compressed weights: positions from the mask when there is one, else from the zeros. */
+  private packed(): SparseMatrix {
+    const s = this.sparse!;
+    if (!s.A) {
+      const { inputs, outputs } = this.spec;
+      s.A = this.k.sparse!.pack(this.mask ?? this.weights, outputs, inputs);
+      if (this.mask) this.k.sparse!.refresh(s.A, this.weights);
+    }
+    return s.A;
+  }
+
+  /** output^T [out x batch] = W [out x in] x input^T [in x batch] */
   private sparseForward(input: Tensor): void {
     const s = this.sparse!;
     const sparse = this.k.sparse!;
     const { batch, inputs, outputs } = this.spec;
-    // Packed on first use after a change of weights (a load, or training's updates).
-    s.A ??= sparse.pack(this.weights, outputs, inputs);
     sparse.transpose(s.inputT, input, { rows: batch, cols: inputs });
-    sparse.spmm(s.outputT, s.A, s.inputT, { N: batch, accumulate: false });
+    sparse.spmm(s.outputT, this.packed(), s.inputT, { N: batch, accumulate: false });
     sparse.transpose(this.output, s.outputT, { rows: outputs, cols: batch });
   }
 
-  private dropSparse(): void {
-    if (!this.sparse) return;
-    if (this.sparse.A) this.k.sparse!.free(this.sparse.A);
-    this.k.free(this.sparse.inputT);
-    this.k.free(this.sparse.outputT);
-    this.sparse = null;
+  /**
+   * weightUpdates += delta^T input at the kept weights only (the frozen ones get nothing,
+   * as the masked update would zero it anyway); inputDelta += W^T delta.
+   */
+  private sparseBackward(net: NetState): void {
+    const s = this.sparse!;
+    const sparse = this.k.sparse!;
+    const { batch, inputs, outputs } = this.spec;
+    const A = this.packed();
+    sparse.transpose(s.deltaT, this.delta, { rows: batch, cols: outputs });
+    sparse.sampledGradient(this.weightUpdates, A, s.deltaT, s.inputT, { N: batch });
+    if (net.delta) {
+      sparse.spmmTransposed(s.inputDeltaT, A, s.deltaT, { N: batch, accumulate: false });
+      sparse.transpose(s.inputDelta, s.inputDeltaT, { rows: inputs, cols: batch });
+      this.k.axpby(net.delta, 1, s.inputDelta, 1);
+    }
   }
 
-  backward(net: NetState): void {
-    backwardNormBiasActivation(this.k, this, this.channels);
-    this.k.gemm(this.weightUpdates, this.delta, net.input, this.filterGemm);
-    if (net.delta) this.k.gemm(net.delta, this.delta, this.weights, this.dataGemm);
+  private dropSparse(): void {
+    const s = this.sparse;
+    if (!s) return;
+    if (s.A) this.k.sparse!.free(s.A);
+    for (const t of [s.inputT, s.outputT, s.deltaT, s.inputDeltaT, s.inputDelta]) this.k.free(t);
+    this.sparse = null;
   }
 
   /** darknet's update_connected_layer; decay applies to weights only. */
   update(a: UpdateArgs): void {
     updateWeighted(this.k, this, a);
-    // the compressed copy is stale (and zeros may have moved): packed again when next used
-    if (this.sparse?.A) {
-      this.k.sparse!.free(this.sparse.A);
-      this.sparse.A = null;
+    const s = this.sparse;
+    if (!s?.A) return;
+    // With a mask the kept positions stay: only the values change. Without one, zeros may
+    // have moved: packed again when next used.
+    if (this.mask) {
+      this.k.sparse!.refresh(s.A, this.weights);
+    } else {
+      this.k.sparse!.free(s.A);
+      s.A = null;
     }
   }
 
   setMask(mask: ArrayLike<number> | null): void {
     this.mask = applyMask(this.k, this, mask);
+    this.paramsChanged();
   }
+
+}
+
+/** The sparse path's compressed weights and its transposed operands, `[features, batch]`. */
+interface SparseBuffers {
+  A: SparseMatrix | null;
+  inputT: Tensor;
+  outputT: Tensor;
+  deltaT: Tensor;
+  inputDeltaT: Tensor;
+  /** `[batch, inputs]`, added into the previous layer's delta */
+  inputDelta: Tensor;
 }
 
 /** `--sparse auto` runs a connected layer sparsely from this share of zero weights up. */

@@ -2,6 +2,7 @@ import type { NetworkSpec } from '../cfg/config';
 import type { ImageSource } from '../data/loader';
 import { evaluate } from '../engine/evaluate';
 import { applyMasks, masksFromZeros } from '../engine/masks';
+import type { SparseMode } from '../engine/layer';
 import type { Network } from '../engine/network';
 import { formatDuration, indented, silentReporter, type Reporter } from '../engine/reporter';
 import { train, type BatchSource } from '../engine/train';
@@ -82,6 +83,8 @@ export interface PruneLoopOptions {
   resume?: PartialRound;
   signal?: AbortSignal;
   reporter?: Reporter;
+  /** skip frozen zeros while retraining (connected layers on k.sparse; default auto) */
+  sparse?: SparseMode;
   /** each finished round, with its weights (the caller saves them) */
   onRound(result: RoundResult, weights: WeightsFile): void;
 }
@@ -129,8 +132,10 @@ export async function pruneLoop(o: PruneLoopOptions): Promise<PruneLoopResult> {
       o.trainNet.loadWeights(pruned);
       o.trainNet.seen = 0;
     }
-    // The mask comes from the pruned weights' zeros: they and their momentum stay 0.
+    // The mask comes from the pruned weights' zeros: they and their momentum stay 0, and
+    // layers sparse enough retrain on the sparse kernels (faster as the rounds go on).
     applyMasks(o.trainNet, masksFromZeros(o.trainNet, pruned));
+    o.trainNet.setSparse(o.sparse ?? 'auto');
     if (retrainBatches > 0) {
       const outcome = await train(o.trainNet, o.batches, {
         maxBatches: retrainBatches,

@@ -7,6 +7,7 @@ import * as path from 'path';
 import { readCfg } from '../../src/cfg/parser';
 import { Network, withBatch } from '../../src/engine/network';
 import { mulberry32 } from '../../src/engine/random';
+import { applyMasks, masksFromZeros } from '../../src/engine/masks';
 import { applyThreshold } from '../../src/prune/threshold';
 import { describeEachBackend } from '../backends';
 
@@ -56,6 +57,40 @@ describeEachBackend('sparse inference', (backend, get) => {
     net.loadWeights(pruned);
     expect(maxDiff(net.predict(x), dense)).toBeLessThan(1e-5);
     net.dispose();
+  });
+
+  test(`[${backend}] training with frozen zeros runs sparse and gives the dense path's weights`, () => {
+    const k = get();
+    if (!k.sparse) return; // gpu.js backends: dense only (the test above)
+    const spec = withBatch(readCfg(CFG), 16);
+    const start = new Network(spec, k, { seed: 7 });
+    const rules = new Map([[0, 0.9], [1, 0.9], [2, 0.6]].map(([i, s]) => [i, { kind: 'fraction' as const, sparsity: s }]));
+    const thresholded = applyThreshold(spec, start.exportWeights(), { scope: 'map', rules }).weights;
+    start.dispose();
+    const random = mulberry32(9);
+    const x = Float32Array.from({ length: 16 * 784 }, () => random());
+    const y = new Float32Array(16 * 10);
+    for (let i = 0; i < 16; i++) y[i * 10 + (i % 10)] = 1;
+    const trained = (mode: 'on' | 'off') => {
+      const net = new Network(spec, k, { seed: 7 });
+      net.loadWeights(thresholded);
+      applyMasks(net, masksFromZeros(net, thresholded));
+      expect(net.setSparse(mode)).toEqual(mode === 'on' ? [0, 1, 2] : []);
+      for (let step = 0; step < 4; step++) net.trainBatch(x, y);
+      const w = net.exportWeights();
+      net.dispose();
+      return w;
+    };
+    const sparse = trained('on');
+    const dense = trained('off');
+    sparse.layers.forEach((l, i) => {
+      if (!l.weights) return;
+      expect(maxDiff(l.weights, dense.layers[i].weights!)).toBeLessThan(1e-4);
+      // the frozen zeros stay exactly 0 on the sparse path too
+      thresholded.layers[i].weights!.forEach((w0, j) => {
+        if (w0 === 0) expect(Object.is(l.weights![j], 0)).toBe(true);
+      });
+    });
   });
 
   test(`[${backend}] building, using sparsely and disposing networks leaves the backend's memory where it was`, () => {
