@@ -18,39 +18,10 @@ import { Network } from '../../src/engine/network';
 import { exportMnist } from '../../src/data/mnist-export';
 import { readWeights } from '../../src/io/weights';
 import { createKernels } from '../../src/kernels/backend';
+import { smallCfg } from '../small-net';
 
-const SMALL = `
-[net]
-batch=16
-height=28
-width=28
-channels=1
-min_crop=28
-max_crop=28
-learning_rate=0.05
-momentum=0.9
-decay=0.0005
-policy=poly
-power=1
-max_batches=40
-
-[convolutional]
-filters=6
-size=5
-stride=2
-pad=0
-activation=relu
-
-[connected]
-output=24
-activation=relu
-
-[connected]
-output=10
-activation=linear
-
-[softmax]
-`;
+/** the command tests' small net with a hidden connected layer, so fc1 and fc2 both compress */
+const SMALL = smallCfg(40).replace('[connected]\noutput=10', '[connected]\noutput=24\nactivation=relu\n\n[connected]\noutput=10');
 
 // (a fixed name: a random suffix could contain a class label such as 'c3')
 const dir = path.join(os.tmpdir(), `dts-compress-${process.pid}`);
