@@ -2,8 +2,12 @@
  * Inference images/s of a pruned network on the sparse path against the dense one, side by
  * side in one process (runs alternate, medians of 5): LeNet-300-100 pruned as Han et al.
  * (fc1 92%, fc2 91%, fc3 74% zeros, 12x fewer weights) at batch 1 and batch 64, wasm-simd.
- * Then retraining with frozen zeros (every layer 90% sparse, masks on), batch 64. The
- * weights are random (a trained model's zeros sit elsewhere; the work is the same).
+ * Then LeNet-5 pruned as Han et al. (conv1 34%, conv2 88%, fc1 92%, fc2 81% zeros, 12x) at
+ * batch 1 and 64 with `--sparse auto` (conv1 stays dense) against dense. Then retraining
+ * with frozen zeros (masks on), batch 64: LeNet-300-100 with every layer 90% sparse, and the
+ * pruned LeNet-5 with `--sparse auto`. The weights are random
+ * (a trained model's zeros sit elsewhere; the work is the same). BENCH_ONLY=lenet5 stops
+ * after LeNet-5.
  *
  *   npm run build && node dist/scripts/bench-sparse-nets.js
  */
@@ -15,6 +19,8 @@ import { createKernels } from '../src/kernels/backend';
 import { applyMasks, masksFromZeros } from '../src/engine/masks';
 import { applyThreshold } from '../src/prune/threshold';
 import { sparsityOf } from '../src/prune/stats';
+
+const median = (a: number[]): number => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
 
 async function main(): Promise<void> {
   const k = await createKernels('wasm-simd');
@@ -44,7 +50,6 @@ async function main(): Promise<void> {
       dense.push(time('off'));
       sparse.push(time('on'));
     }
-    const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
     const d = median(dense);
     const s = median(sparse);
     rows.push(`${String(batch).padStart(5)}  ${compression.toFixed(1).padStart(11)}x  ${d.toFixed(0).padStart(13)}  ${s.toFixed(0).padStart(14)}  ${(s / d).toFixed(2).padStart(6)}x`);
@@ -54,33 +59,83 @@ async function main(): Promise<void> {
   console.log('batch  compression  dense img/s  sparse img/s   ratio');
   for (const r of rows) console.log(r);
 
-  // Retraining with frozen zeros: every layer 90% sparse, batch 64, masks on.
-  const spec = withBatch(base, 64);
-  const net = new Network(spec, k, { seed: 1 });
-  const pruned = applyThreshold(spec, net.exportWeights(), { scope: 'layer', rule: { kind: 'fraction', sparsity: 0.9 } }).weights;
-  net.loadWeights(pruned);
-  applyMasks(net, masksFromZeros(net, pruned));
-  const random = mulberry32(3);
-  const x = Float32Array.from({ length: 64 * 784 }, () => random());
-  const y = new Float32Array(64 * 10);
-  for (let i = 0; i < 64; i++) y[i * 10 + (i % 10)] = 1;
-  const trainRate = (mode: 'on' | 'off') => {
-    net.setSparse(mode);
-    for (let i = 0; i < 10; i++) net.trainBatch(x, y);
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < 300; i++) net.trainBatch(x, y);
-    return (300 * 64) / (Number(process.hrtime.bigint() - t0) / 1e9);
-  };
-  const d: number[] = [];
-  const s: number[] = [];
-  for (let r = 0; r < 5; r++) {
-    d.push(trainRate('off'));
-    s.push(trainRate('on'));
+  // LeNet-5 pruned as Han et al. (conv1 34%, conv2 88%, fc1 92%, fc2 81% zeros): sparse
+  // where `auto` puts it (conv1 stays dense) against every layer dense.
+  const lenet5 = readCfg(path.resolve(__dirname, '..', '..', 'cfg', 'lenet.cfg'));
+  const rows5: string[] = [];
+  for (const batch of [1, 64]) {
+    const spec = withBatch(lenet5, batch);
+    const net = new Network(spec, k, { seed: 1 });
+    const rules = new Map([[0, 0.34], [2, 0.88], [4, 0.92], [5, 0.81]].map(([i, s]) => [i, { kind: 'fraction' as const, sparsity: s }]));
+    const pruned = applyThreshold(spec, net.exportWeights(), { scope: 'map', rules }).weights;
+    net.loadWeights(pruned);
+    const compression = sparsityOf(spec, pruned).total.compression;
+    const random = mulberry32(4);
+    const x = Float32Array.from({ length: batch * spec.net.inputs }, () => random());
+    const images = batch === 1 ? 1000 : 6400;
+    let sparseLayers: number[] = [];
+    const time = (mode: 'auto' | 'off') => {
+      const on = net.setSparse(mode);
+      if (mode === 'auto') sparseLayers = on;
+      for (let i = 0; i < 5; i++) net.predict(x);
+      const t0 = process.hrtime.bigint();
+      for (let n = 0; n < images; n += batch) net.predict(x);
+      return images / (Number(process.hrtime.bigint() - t0) / 1e9);
+    };
+    const dense: number[] = [];
+    const sparse: number[] = [];
+    for (let r = 0; r < 5; r++) {
+      dense.push(time('off'));
+      sparse.push(time('auto'));
+    }
+    const d = median(dense);
+    const s = median(sparse);
+    rows5.push(`${String(batch).padStart(5)}  ${compression.toFixed(1).padStart(11)}x  ${d.toFixed(0).padStart(13)}  ${s.toFixed(0).padStart(14)}  ${(s / d).toFixed(2).padStart(6)}x  ${sparseLayers.join(',')}`);
+    net.dispose();
   }
-  const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
-  console.log(`retraining with frozen zeros (90% sparse, batch 64): dense ${median(d).toFixed(0)} img/s, sparse ${median(s).toFixed(0)} img/s, ` +
-    `${(median(s) / median(d)).toFixed(2)}x`);
-  net.dispose();
+  console.log('LeNet-5, inference (network alone), images/s, medians of 5 alternating runs, sparse = --sparse auto');
+  console.log('batch  compression  dense img/s  sparse img/s   ratio  sparse layers');
+  for (const r of rows5) console.log(r);
+  if (process.env.BENCH_ONLY === 'lenet5') {
+    k.dispose();
+    return;
+  }
+
+  // Retraining with frozen zeros, batch 64, masks on: LeNet-300-100 with every layer 90%
+  // sparse (all sparse), and LeNet-5 pruned as above (--sparse auto: conv1 dense).
+  const retrain = (cfg: typeof base, rules: Map<number, number>, mode: 'on' | 'auto', what: string) => {
+    const spec = withBatch(cfg, 64);
+    const net = new Network(spec, k, { seed: 1 });
+    const ruleMap = new Map([...rules].map(([i, sp]) => [i, { kind: 'fraction' as const, sparsity: sp }]));
+    const pruned = applyThreshold(spec, net.exportWeights(), { scope: 'map', rules: ruleMap }).weights;
+    net.loadWeights(pruned);
+    applyMasks(net, masksFromZeros(net, pruned));
+    const random = mulberry32(3);
+    const x = Float32Array.from({ length: 64 * spec.net.inputs }, () => random());
+    const y = new Float32Array(64 * 10);
+    for (let i = 0; i < 64; i++) y[i * 10 + (i % 10)] = 1;
+    const steps = cfg === base ? 300 : 60;
+    let layers: number[] = [];
+    const trainRate = (m: 'on' | 'auto' | 'off') => {
+      const on = net.setSparse(m);
+      if (m !== 'off') layers = on;
+      for (let i = 0; i < 5; i++) net.trainBatch(x, y);
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < steps; i++) net.trainBatch(x, y);
+      return (steps * 64) / (Number(process.hrtime.bigint() - t0) / 1e9);
+    };
+    const d: number[] = [];
+    const s: number[] = [];
+    for (let r = 0; r < 5; r++) {
+      d.push(trainRate('off'));
+      s.push(trainRate(mode));
+    }
+    console.log(`retraining with frozen zeros, ${what}, batch 64: dense ${median(d).toFixed(0)} img/s, sparse ${median(s).toFixed(0)} img/s, ` +
+      `${(median(s) / median(d)).toFixed(2)}x (sparse layers ${layers.join(',')})`);
+    net.dispose();
+  };
+  retrain(base, new Map([[0, 0.9], [1, 0.9], [2, 0.9]]), 'on', 'LeNet-300-100 90% sparse');
+  retrain(lenet5, new Map([[0, 0.34], [2, 0.88], [4, 0.92], [5, 0.81]]), 'auto', 'LeNet-5 pruned 12x');
   k.dispose();
 }
 

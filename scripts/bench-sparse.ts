@@ -14,9 +14,14 @@
  * gemm is timed again beside every sparsity row, so the ratios hold on a loaded machine.
  * For fc at batch > 1 the products take [features x batch] operands, so the column
  * "CSR + transposes" also times the sparse.transpose calls a connected layer needs.
+ * The "conv2 layer" tables time what a convolutional layer runs, whole: the dense
+ * convForward (and convBackwardFilter + convBackwardData) against the sparse path's
+ * sparse.convForward (im2col + spmm per image, fused) (and im2col + transpose +
+ * sampledGradient + spmmTransposed + col2im over the batch's panel), at batch 1 and 64: their break-even is what `--sparse auto` uses for conv.
+ * BENCH_ONLY=conv runs only those.
  */
 import { mulberry32 } from '../src/engine/random';
-import type { GemmShape, Kernels, SparseFormat, SparseMatrix, Tensor } from '../src/kernels/types';
+import type { ConvShape, GemmShape, Kernels, SparseFormat, SparseMatrix, Tensor } from '../src/kernels/types';
 import { WasmSimdKernels } from '../src/kernels/wasm-simd';
 
 const SPARSITIES = [0.25, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98];
@@ -132,6 +137,9 @@ function breakEven(rows: Row[], pick: (r: Row) => number | undefined): string {
 }
 
 const pct = (s: number): string => `${(100 * s).toFixed(0)}%`;
+
+/** Every table's break-even (CSR against dense), printed together at the end. */
+const summary: { what: string; csr: string }[] = [];
 const gflops = (flops: number, ms: number): string => (flops / ms / 1e6).toFixed(2);
 const cell = (flops: number, dense: number, ms: number): string =>
   `${gflops(flops, ms).padStart(8)} ${`(${(dense / ms).toFixed(2)}x)`.padStart(8)}`;
@@ -210,6 +218,68 @@ function benchOp(k: WasmSimdKernels, s: Shape, op: Op): void {
     : '';
   const transposedEven = transposed ? `, CSR + transposes ${breakEven(rows, (r) => r.csrTransposed)}` : '';
   console.log(`  break-even sparsity: CSR ${breakEven(rows, (r) => r.csr)}${transposedEven}${blockEven}`);
+  summary.push({ what: `${s.name}, ${op}${transposed ? ' (CSR + transposes)' : ''}`, csr: breakEven(rows, (r) => r.csrTransposed ?? r.csr) });
+}
+
+/** LeNet-5's conv2: 20 -> 50 channels, 5x5, on 12x12 (8x8 out). */
+function conv2(batch: number): ConvShape {
+  return { batch, c: 20, h: 12, w: 12, n: 50, groups: 1, size: 5, stride: 1, pad: 0, outH: 8, outW: 8 };
+}
+
+/** A convolutional layer's whole op, dense against its sparse path (src/layers/convolutional.ts). */
+function benchConvLayer(k: WasmSimdKernels, s: ConvShape, pass: 'forward' | 'backward'): void {
+  const sp = k.sparse;
+  const K = s.c * s.size * s.size;
+  const spatial = s.outH * s.outW;
+  const N = s.batch * spatial;
+  const flops = 2 * s.n * K * N * (pass === 'forward' ? 1 : 2);
+  const x = filled(k, randomValues(s.batch * s.c * s.h * s.w, 7));
+  const delta = filled(k, randomValues(s.batch * s.n * spatial, 8));
+  const out = k.alloc(s.batch * s.n * spatial);
+  const dx = k.alloc(x.size);
+  const cols = k.alloc(K * N);
+  const outT = k.alloc(s.n * N);
+  const rows: Row[] = [];
+  for (const sparsity of SPARSITIES) {
+    const weights = filled(k, randomValues(s.n * K, 9, sparsity));
+    const dw = k.alloc(weights.size);
+    const dense = pass === 'forward'
+      ? time(() => k.convForward(out, x, weights, s))
+      : time(() => {
+        k.convBackwardFilter(dw, delta, x, s);
+        k.convBackwardData(dx, delta, weights, s);
+      });
+    const A = sp.pack(weights, s.n, K);
+    const csr = pass === 'forward'
+      ? time(() => sp.convForward(out, A, x, s))
+      : time(() => {
+        // the layer reuses the forward's panel for the filter gradient; timed with its im2col here
+        sp.im2col(cols, x, s);
+        sp.transpose(outT, delta, { rows: s.batch, cols: s.n, block: spatial });
+        sp.sampledGradient(dw, A, outT, cols, { N });
+        sp.spmmTransposed(cols, A, outT, { N, accumulate: false });
+        sp.col2im(dx, cols, s);
+      });
+    sp.free(A);
+    rows.push({ sparsity, dense, csr });
+    k.free(weights);
+    k.free(dw);
+  }
+  for (const t of [x, delta, out, dx, cols, outT]) k.free(t);
+  const what = pass === 'forward'
+    ? 'convForward vs sparse.convForward (im2col + CSR spmm per image, fused)'
+    : 'convBackwardFilter + convBackwardData vs im2col + transpose + sampledGradient + spmmTransposed + col2im';
+  console.log(`\nconv2 layer 20->50 5x5 on 12x12, batch ${s.batch}, ${pass}: ${what}`);
+  console.log('  sparsity | dense GFLOP/s | sparse GFLOP/s-eq (vs dense)');
+  for (const r of rows) console.log([pct(r.sparsity).padStart(10), gflops(flops, r.dense).padStart(13), cell(flops, r.dense, r.csr).padStart(28)].join(' | '));
+  console.log(`  break-even sparsity: ${breakEven(rows, (r) => r.csr)}`);
+  summary.push({ what: `conv2 layer, batch ${s.batch}, ${pass} (whole op)`, csr: breakEven(rows, (r) => r.csr) });
+}
+
+function printSummary(): void {
+  console.log('\nbreak-even sparsity, CSR against dense (sparse wins above it):');
+  const width = Math.max(...summary.map((r) => r.what.length));
+  for (const r of summary) console.log(`  ${r.what.padEnd(width)}  ${r.csr}`);
 }
 
 async function main(): Promise<void> {
@@ -218,12 +288,18 @@ async function main(): Promise<void> {
   const started = performance.now();
   console.log(`${k.description}; unstructured random zeros; GFLOP/s-eq = dense flops / sparse time`);
   try {
-    for (const s of SHAPES) {
-      for (const op of ['forward', 'backward-data', 'backward-filter'] as Op[]) {
-        if (s.N > 64 && op !== 'forward') continue; // conv backward runs per image, as darknet's does
-        benchOp(k, s, op);
+    for (const batch of [1, 64]) {
+      for (const pass of ['forward', 'backward'] as const) benchConvLayer(k, conv2(batch), pass);
+    }
+    if (process.env.BENCH_ONLY !== 'conv') {
+      for (const s of SHAPES) {
+        for (const op of ['forward', 'backward-data', 'backward-filter'] as Op[]) {
+          if (s.N > 64 && op !== 'forward') continue; // the conv layer tables time the batch's backward
+          benchOp(k, s, op);
+        }
       }
     }
+    printSummary();
   } finally {
     k.dispose();
   }

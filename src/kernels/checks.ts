@@ -141,13 +141,35 @@ export function checkSampledGradient(A: SparseMatrix, weightUpdates: Tensor, del
   expectSize(op, 'input', input, A.cols * N);
 }
 
-/** src has rows x cols values, dst the same, and they are different tensors. */
-export function checkTranspose(dst: Tensor, src: Tensor, rows: number, cols: number): void {
+/** src has rows x cols x block values, dst the same, and they are different tensors. */
+export function checkTranspose(dst: Tensor, src: Tensor, rows: number, cols: number, block = 1): void {
   const op = 'sparse.transpose';
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 0 || cols < 0) {
     throw new Error(`${op}: rows and cols must be non-negative integers, got ${rows} x ${cols}`);
   }
+  if (!Number.isInteger(block) || block < 1) throw new Error(`${op}: block must be a positive integer, got ${block}`);
   if (dst === src) throw new Error(`${op}: dst may not be src`);
-  expectSize(op, 'src', src, rows * cols);
-  expectSize(op, 'dst', dst, rows * cols);
+  expectSize(op, 'src', src, rows * cols * block);
+  expectSize(op, 'dst', dst, rows * cols * block);
+}
+
+/**
+ * im2col / col2im: the convolution's geometry holds (as checkConv), groups is 1, `image`
+ * is [batch, c, h, w] and `cols` [c * size * size, batch, outH * outW].
+ */
+export function checkIm2col(op: string, s: ConvShape, image: Tensor, cols: Tensor): void {
+  if (s.groups !== 1) throw new Error(`${op}: groups must be 1, got ${s.groups}`);
+  const K = s.c * s.size * s.size;
+  const weights = { size: s.n * K };
+  const out = { size: s.batch * s.n * s.outH * s.outW };
+  checkConv(op, s, { out, input: image, weights }, true);
+  expectSize(op, 'cols', cols, K * s.batch * s.outH * s.outW);
+}
+
+/** sparse.convForward: A is [n x c * size * size] and the tensors fit the convolution (groups 1). */
+export function checkSparseConv(op: string, A: SparseMatrix, out: Tensor, input: Tensor, s: ConvShape): void {
+  const K = s.c * s.size * s.size;
+  if (A.rows !== s.n || A.cols !== K) throw new Error(`${op}: A is ${A.rows} x ${A.cols}, the convolution's weights are ${s.n} x ${K}`);
+  checkIm2col(op, s, input, { size: K * s.batch * s.outH * s.outW });
+  expectSize(op, 'out', out, s.batch * s.n * s.outH * s.outW);
 }

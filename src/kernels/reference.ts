@@ -554,7 +554,13 @@ const ACTIVATE: Record<Activation, (x: number) => number> = {
     const n = Math.floor(x);
     return n % 2 === 0 ? Math.floor(x / 2) : x - n + Math.floor(x / 2);
   },
+  mish: (x) => x * Math.tanh(softplus(x)),
 };
+
+/** AlexeyAB's darknet's softplus_activate with MISH_THRESHOLD 20. */
+function softplus(x: number): number {
+  return x > 20 ? x : x < -20 ? Math.exp(x) : Math.log1p(Math.exp(x));
+}
 
 const GRADIENT: Record<Activation, (y: number) => number> = {
   logistic: (y) => (1 - y) * y,
@@ -574,6 +580,12 @@ const GRADIENT: Record<Activation, (y: number) => number> = {
   leaky: (y) => (y > 0 ? 1 : 0.1),
   tanh: (y) => 1 - y * y,
   stair: (y) => (Math.floor(y) === y ? 0 : 1),
+  // from the INPUT x (GRADIENT_FROM_INPUT), darknet's gradient_array_mish
+  mish: (x) => {
+    const sp = softplus(x);
+    const t = Math.tanh(sp);
+    return x * (1 - t * t) * -Math.expm1(-sp) + t;
+  },
 };
 
 // ---- helpers ----

@@ -27,12 +27,23 @@ export interface Tensor {
 
 export type BackendName = 'reference' | 'cpu' | 'webasm' | 'headlessgl' | 'webgpu' | 'wasm-simd';
 
-/** The activations darknet knows (activations.c), by their cfg names. */
+/**
+ * The activations darknet knows (activations.c), by their cfg names; `mish` is
+ * AlexeyAB's darknet's: x * tanh(softplus(x)), softplus(x) = x above 20, exp(x) below -20,
+ * log1p(exp(x)) between.
+ */
 export const ACTIVATIONS = [
   'logistic', 'loggy', 'relu', 'elu', 'selu', 'relie', 'plse', 'hardtan', 'lhtan',
-  'linear', 'ramp', 'leaky', 'tanh', 'stair',
+  'linear', 'ramp', 'leaky', 'tanh', 'stair', 'mish',
 ] as const;
 export type Activation = (typeof ACTIVATIONS)[number];
+
+/**
+ * Activations whose derivative cannot be had from their output (mish is not one-to-one):
+ * `gradient` takes the activation's INPUT for these, as darknet's gradient_array_mish
+ * takes activation_input, so a layer keeps a copy of the input before activating.
+ */
+export const GRADIENT_FROM_INPUT: ReadonlySet<Activation> = new Set<Activation>(['mish']);
 
 /**
  * Row-major C = alpha * op(A) * op(B) + beta * C, darknet's gemm(TA, TB, M, N, K, ...).
@@ -178,9 +189,31 @@ export interface SparseKernels {
   /**
    * dst [cols x rows] = src [rows x cols] transposed: a connected layer's activations
    * [batch x inputs] become the [inputs x batch] operand the products take, and back.
-   * dst may not be src.
+   * With `block` (default 1) each entry is a run of `block` floats moved whole:
+   * dst [cols, rows, block] = src [rows, cols, block] (a convolution's [batch, filters,
+   * outH * outW] output and its [filters, batch, outH * outW] product). dst may not be src.
    */
-  transpose(dst: Tensor, src: Tensor, s: { rows: number; cols: number }): void;
+  transpose(dst: Tensor, src: Tensor, s: { rows: number; cols: number; block?: number }): void;
+  /**
+   * The im2col panels of every image side by side, for a convolution with groups = 1:
+   * cols [K, batch, outH * outW], K = c * size * size taps in (channel, ky, kx) order (the
+   * weights' [n, c, size, size] order), cols[k, b, oy * outW + ox] = input[b, channel,
+   * oy * stride - pad + ky, ox * stride - pad + kx], 0 outside the image. Then the
+   * convolution is the product weights [n x K] x cols [K x batch * outH * outW].
+   */
+  im2col(cols: Tensor, input: Tensor, s: ConvShape): void;
+  /**
+   * im2col's adjoint: inputDelta [batch, c, h, w] += every entry of cols [K, batch,
+   * outH * outW] at the input pixel im2col read it from (out-of-image taps are dropped).
+   */
+  col2im(inputDelta: Tensor, cols: Tensor, s: ConvShape): void;
+  /**
+   * out [batch, n, outH, outW] = the convolution (groups = 1, no bias) with weights A
+   * [n x c * size * size]: per image, A x its im2col panel, the same sums as im2col, spmm
+   * and transpose (block outH * outW) over the batch. wasm-simd fuses them per image, the
+   * panel in a thread's scratch, so the batch's panel (K times the input) is never written.
+   */
+  convForward(out: Tensor, A: SparseMatrix, input: Tensor, s: ConvShape): void;
 }
 
 export interface KernelStats {
@@ -250,7 +283,10 @@ export interface Kernels {
 
   /** dst = act(src), elementwise; dst may be src. */
   activate(dst: Tensor, src: Tensor, act: Activation): void;
-  /** delta *= act'(output), darknet's gradient_array: the derivative from the activation's OUTPUT. */
+  /**
+   * delta *= act'(output), darknet's gradient_array: the derivative from the activation's
+   * OUTPUT; for the GRADIENT_FROM_INPUT ones (mish) `output` is the activation's input.
+   */
   gradient(delta: Tensor, output: Tensor, act: Activation): void;
 
   /** out = max over each window (PoolShape). */

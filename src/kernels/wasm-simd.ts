@@ -117,6 +117,7 @@ export class WasmSimdKernels implements Kernels {
       job: (name, flops, args) => this.job(JOBS.indexOf(name), flops, args),
       gatherSparse: (values, dense, index, n) => { this.ex.gatherSparse(values, dense, index, n); },
       transpose: (dst, src, rows, cols) => { this.ex.transposeMatrix(dst, src, rows, cols); },
+      transposeBlocks: (dst, src, rows, cols, block) => { this.ex.transposeBlocks(dst, src, rows, cols, block); },
       scratch: () => [this.scratch, this.scratchStride],
     });
   }

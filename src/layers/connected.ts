@@ -6,8 +6,8 @@ import {
 import type { Options } from '../cfg/options';
 import { BatchNorm, batchNormParams } from './batchnorm-core';
 import {
-  applyMask, backwardNormBiasActivation, forwardNormBiasActivation, initialWeights, updateWeighted, weightedParams,
-  type WeightedLayer,
+  activationInputTensor, applyMask, backwardNormBiasActivation, forwardNormBiasActivation, initialWeights, sparseWanted,
+  updateWeighted, weightedParams, type WeightedLayer,
 } from './weighted';
 
 /** darknet's connected_layer.c: `[connected]` / `[conn]`, a dense layer over the flat input. */
@@ -58,6 +58,8 @@ export class ConnectedLayer implements Layer, WeightedLayer {
   /** `[weights]`, 1 keeps, 0 prunes; null when dense */
   mask: Tensor | null = null;
   readonly bn: BatchNorm | null;
+  /** the input before the activation, kept for mish's gradient (null for the others) */
+  readonly activationInput: Tensor | null;
   readonly params: readonly ParamTensor[];
   private readonly channels: ChannelShape;
   /** output[batch, out] = input[batch, in] * weights^T */
@@ -85,6 +87,7 @@ export class ConnectedLayer implements Layer, WeightedLayer {
     k.upload(this.weights, initialWeights(spec.index, outputs * inputs, (random) => scale * (2 * random() - 1)));
     this.bn = spec.batchNormalize ? new BatchNorm(k, this.channels) : null;
     this.params = weightedParams(spec.params, this);
+    this.activationInput = activationInputTensor(k, spec.activation, batch * outputs);
   }
 
   forward(net: NetState): void {
@@ -119,14 +122,7 @@ export class ConnectedLayer implements Layer, WeightedLayer {
   setSparse(mode: SparseMode): boolean {
     this.sparseMode = mode;
     this.dropSparse();
-    const sparse = this.k.sparse;
-    if (mode === 'off' || !sparse) return false;
-    if (mode === 'auto') {
-      const kept = this.k.read(this.mask ?? this.weights);
-      let zeros = 0;
-      for (let i = 0; i < kept.length; i++) if (kept[i] === 0) zeros++;
-      if (zeros < SPARSE_AUTO_SPARSITY * kept.length) return false;
-    }
+    if (!sparseWanted(this.k, this, mode, SPARSE_AUTO_SPARSITY)) return false;
     const { batch, inputs, outputs } = this.spec;
     const alloc = (n: number) => this.k.alloc(n);
     this.sparse = {
@@ -137,6 +133,7 @@ export class ConnectedLayer implements Layer, WeightedLayer {
   }
 
   paramsChanged(): void {
+    this.bn?.paramsChanged();
     if (this.sparseMode !== 'off') this.setSparse(this.sparseMode);
   }
 

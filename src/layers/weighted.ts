@@ -1,5 +1,5 @@
-import type { Activation, ChannelShape, Kernels, Tensor } from '../kernels/types';
-import type { ParamSpec, ParamTensor, UpdateArgs } from '../engine/layer';
+import { GRADIENT_FROM_INPUT, type Activation, type ChannelShape, type Kernels, type Tensor } from '../kernels/types';
+import type { ParamSpec, ParamTensor, SparseMode, UpdateArgs } from '../engine/layer';
 import { mulberry32 } from '../engine/random';
 import type { BatchNorm } from './batchnorm-core';
 
@@ -24,6 +24,30 @@ export interface WeightedLayer {
   /** `[weights]`, 1 keeps, 0 prunes; null when dense */
   readonly mask: Tensor | null;
   readonly bn: BatchNorm | null;
+  /**
+   * `[batch, outputs]`: the activation's input, for those whose gradient needs it (mish;
+   * see activationInputTensor); null or absent for the others
+   */
+  readonly activationInput?: Tensor | null;
+}
+
+/** A tensor of `size` for the activation's input when `act` needs it for its gradient (mish), else null. */
+export function activationInputTensor(k: Kernels, act: Activation, size: number): Tensor | null {
+  return GRADIENT_FROM_INPUT.has(act) ? k.alloc(size) : null;
+}
+
+/**
+ * Whether `--sparse mode` puts this layer on the sparse path: never without k.sparse or
+ * with `off`, always with `on`, with `auto` from `autoSparsity` zero weights (counted in
+ * the mask when there is one) up.
+ */
+export function sparseWanted(k: Kernels, l: WeightedLayer, mode: SparseMode, autoSparsity: number): boolean {
+  if (mode === 'off' || !k.sparse) return false;
+  if (mode === 'on') return true;
+  const kept = k.read(l.mask ?? l.weights);
+  let zeros = 0;
+  for (let i = 0; i < kept.length; i++) if (kept[i] === 0) zeros++;
+  return zeros >= autoSparsity * kept.length;
 }
 
 /**
@@ -55,6 +79,7 @@ export function weightedParams(params: readonly ParamSpec[], l: WeightedLayer): 
 export function forwardNormBiasActivation(k: Kernels, l: WeightedLayer, channels: ChannelShape, train: boolean): void {
   l.bn?.forward(l.output, train);
   k.addBias(l.output, l.biases, channels);
+  if (l.activationInput) k.copy(l.activationInput, l.output);
   k.activate(l.output, l.output, l.spec.activation);
 }
 
@@ -63,7 +88,11 @@ export function forwardNormBiasActivation(k: Kernels, l: WeightedLayer, channels
  * bias gradient, and batch norm's backward when on, in place.
  */
 export function backwardNormBiasActivation(k: Kernels, l: WeightedLayer, channels: ChannelShape): void {
-  k.gradient(l.delta, l.output, l.spec.activation);
+  const act = l.spec.activation;
+  if (GRADIENT_FROM_INPUT.has(act) && !l.activationInput) {
+    throw new Error(`layer ${l.spec.index}: the ${act} gradient needs the activation's input, which this layer does not keep`);
+  }
+  k.gradient(l.delta, l.activationInput ?? l.output, act);
   k.backwardBias(l.biasUpdates, l.delta, channels);
   l.bn?.backward(l.delta);
 }

@@ -7,7 +7,7 @@
  */
 import { createKernels, probeBackends } from '../../src/kernels/backend';
 import { WasmSimdKernels } from '../../src/kernels/wasm-simd';
-import { ACTIVATIONS } from '../../src/kernels/types';
+import { ACTIVATIONS, GRADIENT_FROM_INPUT } from '../../src/kernels/types';
 import type { Kernels, PoolShape, ShortcutShape, Tensor } from '../../src/kernels/types';
 import { DarknetError } from '../../src/errors';
 import { type BackendVariant, describeEachBackend } from '../backends';
@@ -235,7 +235,7 @@ describeEachBackend('kernels match the reference', (backend, get) => {
 
   describe('activations', () => {
     for (const act of ACTIVATIONS) {
-      test(`${act}: activate in place and out of place, gradient from the output`, () => {
+      test(`${act}: activate in place and out of place, gradient from the ${GRADIENT_FROM_INPUT.has(act) ? 'input' : 'output'}`, () => {
         // scale 6 covers every branch (plse's +-4, stair's steps, hardtan's +-1); 515 is not a multiple of 4
         const v = values(515, 6);
         const src = pair(v);
@@ -247,8 +247,10 @@ describeEachBackend('kernels match the reference', (backend, get) => {
         ref.activate(src.r, src.r, act);
         check(src, ELEM, `activate ${act} in place`);
         const delta = pair(values(v.length));
-        get().gradient(delta.g, src.g, act);
-        ref.gradient(delta.r, src.r, act);
+        // mish's gradient takes the activation's input (GRADIENT_FROM_INPUT)
+        const at = GRADIENT_FROM_INPUT.has(act) ? pair(v) : src;
+        get().gradient(delta.g, at.g, act);
+        ref.gradient(delta.r, at.r, act);
         check(delta, ELEM, `gradient ${act}`);
       });
     }

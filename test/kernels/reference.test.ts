@@ -9,7 +9,7 @@
  *   with FD_TOL = 1e-6 and step FD_H = 1e-5 (truncation error ~1e-10, rounding ~1e-11).
  */
 import { ReferenceKernels } from '../../src/kernels/reference';
-import { ACTIVATIONS } from '../../src/kernels/types';
+import { ACTIVATIONS, GRADIENT_FROM_INPUT } from '../../src/kernels/types';
 import type { Activation, ChannelShape, ConvShape, GemmShape, PoolShape, Tensor } from '../../src/kernels/types';
 import { mulberry32 } from '../../src/engine/random';
 
@@ -353,6 +353,8 @@ describe('[reference] activations', () => {
       tanh: xs.map(Math.tanh),
       // floor(x) even: floor(x/2); odd: (x - floor(x)) + floor(x/2)
       stair: [-3, -1, -0.5, 0, 0.5, 1, 2],
+      // x * tanh(ln(1 + e^x)); mish(1) = 0.8650983882673103
+      mish: xs.map((x) => x * Math.tanh(Math.log(1 + Math.exp(x)))),
     };
     for (const act of ACTIVATIONS) {
       const out = k.alloc(xs.length);
@@ -363,6 +365,25 @@ describe('[reference] activations', () => {
         throw new Error(`${act}: ${(e as Error).message}`);
       }
     }
+  });
+
+  test('mish: softplus\'s threshold 20 (x above, exp(x) below) and its gradient there, as AlexeyAB\'s darknet', () => {
+    const k = new ReferenceKernels({ float64: true });
+    const xs = [-30, -20.5, 20.5, 30, 1, -1];
+    const out = k.alloc(xs.length);
+    k.activate(out, tensor(k, xs), 'mish');
+    expectClose(k.read(out), [-30 * Math.tanh(Math.exp(-30)), -20.5 * Math.tanh(Math.exp(-20.5)), 20.5 * Math.tanh(20.5), 30 * Math.tanh(30),
+      0.8650983882673103, -0.30340146137410895], 1e-12);
+    // gradient_array_mish: x * (1 - tanh(sp)^2) * (1 - exp(-sp)) + tanh(sp), sp = softplus(x)
+    const delta = tensor(k, xs.map(() => 1));
+    k.gradient(delta, tensor(k, xs), 'mish');
+    const want = xs.map((x) => {
+      const sp = x > 20 ? x : x < -20 ? Math.exp(x) : Math.log1p(Math.exp(x));
+      const t = Math.tanh(sp);
+      return x * (1 - t * t) * (1 - Math.exp(-sp)) + t;
+    });
+    expectClose(k.read(delta), want, 1e-9);
+    expect(Array.from(k.read(delta)).every(Number.isFinite)).toBe(true);
   });
 
   test('activate in place, and no NaN where darknet\'s formulas overflow', () => {
@@ -381,7 +402,7 @@ describe('[reference] activations', () => {
   // points at least 0.2 from every kink (0, +-1, +-4, integers for stair)
   const points = [-5.3, -4.6, -3.7, -2.4, -1.6, -0.7, -0.3, 0.2, 0.45, 0.8, 1.3, 2.6, 3.5, 4.7, 6.2];
   for (const act of ACTIVATIONS) {
-    test(`finite differences: gradient of ${act} from its output`, () => {
+    test(`finite differences: gradient of ${act} from its ${GRADIENT_FROM_INPUT.has(act) ? 'input' : 'output'}`, () => {
       const k = new ReferenceKernels({ float64: true });
       const f = (x: number): number => {
         const t = tensor(k, [x]);
@@ -392,7 +413,8 @@ describe('[reference] activations', () => {
       k.activate(output, tensor(k, points), act);
       const d0 = randomValues(points.length, 60, 0.5, 2);
       const delta = tensor(k, d0);
-      k.gradient(delta, output, act);
+      // mish's gradient takes the activation's input (GRADIENT_FROM_INPUT)
+      k.gradient(delta, GRADIENT_FROM_INPUT.has(act) ? tensor(k, points) : output, act);
       const numeric = points.map((x, i) => d0[i] * (f(x + FD_H) - f(x - FD_H)) / (2 * FD_H));
       expectGradient(k.read(delta), numeric);
     });

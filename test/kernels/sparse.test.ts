@@ -4,7 +4,10 @@
  * at batch 1 and 64), conv2-like panels (50 filters x 500 taps x 64 pixels, and 8 images'
  * 512) and odd sizes,
  * at sparsities 0 to 1 with one all-zero row always. The sampled gradient must leave every
- * pruned entry exactly as it was.
+ * pruned entry exactly as it was. Sparse convolutions (im2col panels of the whole batch,
+ * spmm, a block transpose; backward through sampledGradient, spmmTransposed and col2im)
+ * against the reference's dense convForward / convBackwardData / convBackwardFilter on the
+ * same masked weights: LeNet-5's conv2 and odd strides, paddings and sizes.
  *
  * Tolerance: ELEM (1e-5) relative to 1 + sum over k of |a_k b_k|, the scale of float32
  * summation error. NOTE: relative to 1 + |result| (compare.ts) an 800-term float32 sum
@@ -13,7 +16,7 @@
  */
 import { mulberry32 } from '../../src/engine/random';
 import { ReferenceKernels } from '../../src/kernels/reference';
-import type { Kernels, SparseFormat, SparseKernels, Tensor } from '../../src/kernels/types';
+import type { ConvShape, Kernels, SparseFormat, SparseKernels, Tensor } from '../../src/kernels/types';
 import { WasmSimdKernels } from '../../src/kernels/wasm-simd';
 import { ELEM } from './compare';
 
@@ -83,6 +86,65 @@ function denseGemm(a: Float32Array, b: Float32Array, m: number, n: number, k: nu
   const out = Float64Array.from(truth.read(tc));
   for (const t of [ta, tb, tc]) truth.free(t);
   return out;
+}
+
+/** Convolutions with groups = 1 (the sparse path's): LeNet-5's conv2 and odd geometries. */
+function convShape(batch: number, c: number, h: number, w: number, n: number, size: number, stride: number, pad: number): ConvShape {
+  const outH = Math.trunc((h + 2 * pad - size) / stride) + 1;
+  const outW = Math.trunc((w + 2 * pad - size) / stride) + 1;
+  return { batch, c, h, w, n, groups: 1, size, stride, pad, outH, outW };
+}
+const CONV_SHAPES: Record<string, ConvShape> = {
+  'LeNet-5 conv2 20->50, 5x5 on 12x12, batch 2': convShape(2, 20, 12, 12, 50, 5, 1, 0),
+  'odd: stride 2, pad 1, 3x3, batch 3': convShape(3, 3, 7, 9, 5, 3, 2, 1),
+  'odd: stride 1, pad 2, 3x3 on 5x6 (taps outside on every side)': convShape(2, 2, 5, 6, 3, 3, 1, 2),
+  'odd: stride 3, 4x4, pad 1, one image': convShape(1, 4, 10, 11, 6, 4, 3, 1),
+};
+
+/** The im2col panels [c * size * size, batch, outH * outW], straight from the definition (types.ts). */
+function im2colByDefinition(x: Float32Array, s: ConvShape): Float32Array {
+  const spatial = s.outH * s.outW;
+  const out = new Float32Array(s.c * s.size * s.size * s.batch * spatial);
+  let i = 0;
+  for (let ch = 0; ch < s.c; ch++) {
+    for (let ky = 0; ky < s.size; ky++) {
+      for (let kx = 0; kx < s.size; kx++) {
+        for (let b = 0; b < s.batch; b++) {
+          for (let oy = 0; oy < s.outH; oy++) {
+            for (let ox = 0; ox < s.outW; ox++) {
+              const y = oy * s.stride - s.pad + ky;
+              const xx = ox * s.stride - s.pad + kx;
+              out[i++] = y >= 0 && y < s.h && xx >= 0 && xx < s.w ? x[((b * s.c + ch) * s.h + y) * s.w + xx] : 0;
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** The reference's dense convolution ops (float64) on host arrays, with the scales of their sums. */
+function denseConv(w: Float32Array, x: Float32Array, d: Float32Array, s: ConvShape) {
+  const k = new ReferenceKernels({ float64: true });
+  const run = (wv: Float32Array, xv: Float32Array, dv: Float32Array) => {
+    const [tw, tx, td] = [wv, xv, dv].map((v) => {
+      const t = k.alloc(v.length);
+      k.upload(t, v);
+      return t;
+    });
+    const out = k.alloc(d.length);
+    const dw = k.alloc(w.length);
+    const dx = k.alloc(x.length);
+    k.convForward(out, tx, tw, s);
+    k.convBackwardFilter(dw, td, tx, s);
+    k.convBackwardData(dx, td, tw, s);
+    return { out: k.read(out), dw: k.read(dw), dx: k.read(dx) };
+  };
+  const exact = run(w, x, d);
+  const scale = run(abs(w), abs(x), abs(d));
+  k.dispose();
+  return { ...exact, outScale: scale.out, dwScale: scale.dw, dxScale: scale.dx };
 }
 
 for (const backend of BACKENDS) {
@@ -183,6 +245,154 @@ for (const backend of BACKENDS) {
       const t = k.alloc(6);
       expect(() => sp.transpose(t, t, { rows: 2, cols: 3 })).toThrow('sparse.transpose: dst may not be src');
       expect(() => sp.transpose(k.alloc(6), t, { rows: 2, cols: 4 })).toThrow('sparse.transpose: src has 6 values, the shape needs 8');
+    });
+
+    test('transpose with block: [rows, cols, block] to [cols, rows, block], exactly', () => {
+      for (const [rows, cols, block] of [[50, 3, 64], [2, 5, 7], [1, 4, 3], [3, 1, 2]]) {
+        const v = values(rows * cols * block, rows * 100 + cols + block);
+        const src = tensor(v);
+        const dst = k.alloc(v.length);
+        sp.transpose(dst, src, { rows, cols, block });
+        const want = new Float32Array(v.length);
+        for (let i = 0; i < rows; i++) {
+          for (let j = 0; j < cols; j++) for (let e = 0; e < block; e++) want[(j * rows + i) * block + e] = v[(i * cols + j) * block + e];
+        }
+        expect(Array.from(k.read(dst))).toEqual(Array.from(want));
+        k.free(src);
+        k.free(dst);
+      }
+      const t = k.alloc(12);
+      expect(() => sp.transpose(k.alloc(12), t, { rows: 2, cols: 3, block: 0 })).toThrow('sparse.transpose: block must be a positive integer, got 0');
+      expect(() => sp.transpose(k.alloc(12), t, { rows: 2, cols: 3, block: 3 })).toThrow('sparse.transpose: src has 12 values, the shape needs 18');
+    });
+
+    for (const [convName, s] of Object.entries(CONV_SHAPES)) {
+      test(`conv ${convName}: im2col exactly as its definition, col2im its adjoint`, () => {
+        const K = s.c * s.size * s.size;
+        const N = s.batch * s.outH * s.outW;
+        const xv = values(s.batch * s.c * s.h * s.w, 11 + s.c);
+        const x = tensor(xv);
+        const cols = tensor(values(K * N, 12)); // overwritten everywhere
+        sp.im2col(cols, x, s);
+        expect(Array.from(k.read(cols))).toEqual(Array.from(im2colByDefinition(xv, s)));
+        // <im2col(x), C> = <x, col2im(C)>, and col2im adds into what is there
+        const cv = values(K * N, 13);
+        const init = values(xv.length, 14);
+        const dx = tensor(init);
+        const c = tensor(cv);
+        sp.col2im(dx, c, s);
+        const got = k.read(dx);
+        const panel = im2colByDefinition(xv, s);
+        let lhs = 0;
+        let rhs = 0;
+        let scale = 0;
+        for (let i = 0; i < panel.length; i++) {
+          lhs += panel[i] * cv[i];
+          scale += Math.abs(panel[i] * cv[i]);
+        }
+        for (let i = 0; i < xv.length; i++) rhs += xv[i] * (got[i] - init[i]);
+        expect(Math.abs(lhs - rhs)).toBeLessThan(ELEM * (1 + scale));
+        for (const t of [x, cols, dx, c]) k.free(t);
+      });
+
+      for (const sparsity of [0, 0.88, 1]) {
+        test(`conv ${convName}, sparsity ${sparsity}: forward, backward-data and backward-filter equal the reference's dense convolution`, () => {
+          const K = s.c * s.size * s.size;
+          const spatial = s.outH * s.outW;
+          const N = s.batch * spatial;
+          const seed = s.c * 131 + s.n * 17 + Math.round(sparsity * 100);
+          const w = prunedWeights(s.n, K, sparsity, seed);
+          const xv = values(s.batch * s.c * s.h * s.w, seed + 1);
+          const dv = values(s.batch * s.n * spatial, seed + 2);
+          const want = denseConv(w, xv, dv, s);
+
+          const weights = tensor(w);
+          const x = tensor(xv);
+          const delta = tensor(dv);
+          const A = sp.pack(weights, s.n, K);
+          const cols = k.alloc(K * N);
+          const outT = k.alloc(s.n * N);
+          const out = k.alloc(s.batch * s.n * spatial);
+          // forward: out = transpose(W x im2col(x))
+          sp.im2col(cols, x, s);
+          sp.spmm(outT, A, cols, { N, accumulate: false });
+          sp.transpose(out, outT, { rows: s.n, cols: s.batch, block: spatial });
+          expectWithin(k.read(out), want.out, want.outScale, 'sparse conv forward');
+          // the fused forward (per image, its panel in scratch on wasm-simd): the same sums
+          const fused = tensor(values(out.size, seed + 5));
+          sp.convForward(fused, A, x, s);
+          expectWithin(k.read(fused), want.out, want.outScale, 'sparse.convForward');
+          k.free(fused);
+          // backward-filter at the kept weights only
+          const initW = values(w.length, seed + 3);
+          const dw = tensor(initW);
+          sp.transpose(outT, delta, { rows: s.batch, cols: s.n, block: spatial });
+          sp.sampledGradient(dw, A, outT, cols, { N });
+          const gotW = k.read(dw);
+          expectWithin(gotW, want.dw.map((v, i) => initW[i] + (w[i] !== 0 ? v : 0)), want.dwScale, 'sparse conv backward-filter');
+          expect(gotW.findIndex((v, i) => w[i] === 0 && !Object.is(v, initW[i]))).toBe(-1);
+          // backward-data: dx += col2im(W^T delta)
+          const initX = values(xv.length, seed + 4);
+          const dx = tensor(initX);
+          sp.spmmTransposed(cols, A, outT, { N, accumulate: false });
+          sp.col2im(dx, cols, s);
+          expectWithin(k.read(dx), want.dx.map((v, i) => v + initX[i]), want.dxScale, 'sparse conv backward-data');
+          sp.free(A);
+          for (const t of [weights, x, delta, cols, outT, out, dw, dx]) k.free(t);
+        });
+      }
+    }
+
+    test('im2col and col2im on a panel large enough to run threaded (conv2 at batch 34, 1.1M floats), as the reference', () => {
+      const s = convShape(34, 20, 12, 12, 50, 5, 1, 0);
+      const xv = values(s.batch * s.c * s.h * s.w, 21);
+      const x = tensor(xv);
+      const cols = k.alloc(s.c * 25 * s.batch * 64);
+      sp.im2col(cols, x, s);
+      const panel = k.read(cols);
+      const byDefinition = im2colByDefinition(xv, s);
+      expect(panel.findIndex((v, i) => v !== byDefinition[i])).toBe(-1);
+      const cv = values(cols.size, 22);
+      const init = values(xv.length, 23);
+      const [tc, tdx] = [truth.alloc(cv.length), truth.alloc(init.length)];
+      truth.upload(tc, cv);
+      truth.upload(tdx, init);
+      truth.sparse!.col2im(tdx, tc, s);
+      const dx = tensor(init);
+      k.upload(cols, cv);
+      sp.col2im(dx, cols, s);
+      const want = truth.read(tdx);
+      const got = k.read(dx);
+      expect(got.findIndex((v, i) => !(Math.abs(v - want[i]) <= ELEM * 30))).toBe(-1);
+      for (const t of [x, cols, dx]) k.free(t);
+      truth.free(tc);
+      truth.free(tdx);
+    });
+
+    test('sparse.convForward with an image panel larger than a thread\'s scratch (360 x 32x32) equals the dense convolution', () => {
+      const s = convShape(2, 40, 32, 32, 3, 3, 1, 1);
+      const K = s.c * 9;
+      const w = prunedWeights(s.n, K, 0.7, 31);
+      const xv = values(s.batch * s.c * s.h * s.w, 32);
+      const want = denseConv(w, xv, new Float32Array(s.batch * s.n * s.outH * s.outW), s);
+      const [weights, x] = [tensor(w), tensor(xv)];
+      const out = k.alloc(want.out.length);
+      const A = sp.pack(weights, s.n, K);
+      sp.convForward(out, A, x, s);
+      expectWithin(k.read(out), want.out, want.outScale, 'sparse.convForward, large panel');
+      expect(() => sp.convForward(out, A, x, { ...s, n: 4 })).toThrow('sparse.convForward: A is 3 x 360, the convolution\'s weights are 4 x 360');
+      sp.free(A);
+      for (const t of [weights, x, out]) k.free(t);
+    });
+
+    test('im2col and col2im checks: groups, shapes, sizes', () => {
+      const s = CONV_SHAPES['odd: stride 2, pad 1, 3x3, batch 3'];
+      const x = k.alloc(s.batch * s.c * s.h * s.w);
+      const cols = k.alloc(s.c * s.size * s.size * s.batch * s.outH * s.outW);
+      expect(() => sp.im2col(cols, x, { ...s, groups: 2, n: 4 })).toThrow('sparse.im2col: groups must be 1, got 2');
+      expect(() => sp.im2col(cols, x, { ...s, outH: s.outH + 1 })).toThrow(/sparse.im2col: outH x outW is/);
+      expect(() => sp.col2im(x, k.alloc(3), s)).toThrow(/sparse.col2im: cols has 3 values, the shape needs \d+/);
+      for (const t of [x, cols]) k.free(t);
     });
 
     test('pruned zeros made non-zero later are not revived by refresh (positions are the mask)', () => {

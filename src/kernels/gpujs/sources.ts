@@ -442,9 +442,12 @@ export const ACTIVATE: Record<Activation, string> = {
   leaky: 'if (x > 0) return x; return 0.1 * x;',
   tanh: 'const e = Math.exp(-2 * Math.abs(x)); const t = (1 - e) / (1 + e); if (x < 0) return -t; return t;',
   stair: 'const n = Math.floor(x); const h = Math.floor(x / 2); if (n - 2 * Math.floor(n / 2) === 0) return h; return (x - n) + h;',
+  // softplus (threshold 20) is >= 0, so tanh needs no sign case
+  mish: 'let sp = x; if (x < -20) { sp = Math.exp(x); } else if (x <= 20) { sp = Math.log(1 + Math.exp(x)); } ' +
+    'const e = Math.exp(-2 * sp); return x * ((1 - e) / (1 + e));',
 };
 
-/** d(act)/dx from the activation's OUTPUT y, darknet's *_gradient. */
+/** d(act)/dx from the activation's OUTPUT y, darknet's *_gradient (mish: from its input). */
 export const GRADIENT: Record<Activation, string> = {
   logistic: 'return (1 - y) * y;',
   loggy: 'const s = (y + 1) / 2; return 2 * (1 - s) * s;',
@@ -460,6 +463,9 @@ export const GRADIENT: Record<Activation, string> = {
   leaky: 'if (y > 0) return 1; return 0.1;',
   tanh: 'return 1 - y * y;',
   stair: 'if (Math.floor(y) === y) return 0; return 1;',
+  // y is the activation's INPUT for mish (types.ts GRADIENT_FROM_INPUT)
+  mish: 'let sp = y; if (y < -20) { sp = Math.exp(y); } else if (y <= 20) { sp = Math.log(1 + Math.exp(y)); } ' +
+    'const e = Math.exp(-2 * sp); const t = (1 - e) / (1 + e); return y * (1 - t * t) * (1 - Math.exp(-sp)) + t;',
 };
 
 /** The cost type codes that costDeltaKernel and costSumKernel branch on (`this.constants.type`). */

@@ -1,7 +1,7 @@
 import {
-  checkSampledGradient, checkSparsePack, checkSparseProduct, checkTranspose, expectLiveSparse, markSparseFreed,
+  checkIm2col, checkSampledGradient, checkSparseConv, checkSparsePack, checkSparseProduct, checkTranspose, expectLiveSparse, markSparseFreed,
 } from '../checks';
-import type { FloatArray, SparseFormat, SparseKernels, SparseMatrix, Tensor } from '../types';
+import type { ConvShape, FloatArray, SparseFormat, SparseKernels, SparseMatrix, Tensor } from '../types';
 import { type Csr, csrPositions, gatherValues } from './csr';
 
 /**
@@ -96,18 +96,83 @@ export class ReferenceSparse implements SparseKernels {
     }
   }
 
-  transpose(dst: Tensor, src: Tensor, s: { rows: number; cols: number }): void {
+  transpose(dst: Tensor, src: Tensor, s: { rows: number; cols: number; block?: number }): void {
     const d = this.data('sparse.transpose', dst);
     const x = this.data('sparse.transpose', src);
-    checkTranspose(dst, src, s.rows, s.cols);
+    const block = s.block ?? 1;
+    checkTranspose(dst, src, s.rows, s.cols, block);
     for (let i = 0; i < s.rows; i++) {
-      for (let j = 0; j < s.cols; j++) d[j * s.rows + i] = x[i * s.cols + j];
+      for (let j = 0; j < s.cols; j++) {
+        for (let e = 0; e < block; e++) d[(j * s.rows + i) * block + e] = x[(i * s.cols + j) * block + e];
+      }
     }
+  }
+
+  im2col(cols: Tensor, input: Tensor, s: ConvShape): void {
+    const c = this.data('sparse.im2col', cols);
+    const x = this.data('sparse.im2col', input);
+    checkIm2col('sparse.im2col', s, input, cols);
+    forEachTap(s, (k, tap) => { c[k] = tap < 0 ? 0 : x[tap]; });
+  }
+
+  convForward(out: Tensor, A: SparseMatrix, input: Tensor, s: ConvShape): void {
+    const a = this.matrix('sparse.convForward', A);
+    const o = this.data('sparse.convForward', out);
+    const x = this.data('sparse.convForward', input);
+    checkSparseConv('sparse.convForward', a, out, input, s);
+    const spatial = s.outH * s.outW;
+    const N = s.batch * spatial;
+    const cols = new Float64Array(a.cols * N);
+    forEachTap(s, (k, tap) => { cols[k] = tap < 0 ? 0 : x[tap]; });
+    const { rowStart, colIndex } = a.csr;
+    for (let i = 0; i < a.rows; i++) {
+      for (let b = 0; b < s.batch; b++) {
+        for (let p = 0; p < spatial; p++) {
+          let sum = 0;
+          for (let q = rowStart[i]; q < rowStart[i + 1]; q++) sum += a.values[q] * cols[colIndex[q] * N + b * spatial + p];
+          o[(b * s.n + i) * spatial + p] = sum;
+        }
+      }
+    }
+  }
+
+  col2im(inputDelta: Tensor, cols: Tensor, s: ConvShape): void {
+    const dx = this.data('sparse.col2im', inputDelta);
+    const c = this.data('sparse.col2im', cols);
+    checkIm2col('sparse.col2im', s, inputDelta, cols);
+    forEachTap(s, (k, tap) => { if (tap >= 0) dx[tap] += c[k]; });
   }
 
   private matrix(op: string, A: SparseMatrix): ReferenceSparseMatrix {
     if (!(A instanceof ReferenceSparseMatrix) || A.owner !== this) throw new Error(`${op}: not a sparse matrix of this reference backend`);
     expectLiveSparse(op, A);
     return A;
+  }
+}
+
+/**
+ * Calls fn(panel index, input index or -1 outside the image) for every entry of the
+ * im2col panels [c * size * size, batch, outH * outW] (types.ts, SparseKernels.im2col).
+ */
+function forEachTap(s: ConvShape, fn: (k: number, tap: number) => void): void {
+  const spatial = s.outH * s.outW;
+  const N = s.batch * spatial;
+  for (let ch = 0; ch < s.c; ch++) {
+    for (let ky = 0; ky < s.size; ky++) {
+      for (let kx = 0; kx < s.size; kx++) {
+        const row = ((ch * s.size + ky) * s.size + kx) * N;
+        for (let b = 0; b < s.batch; b++) {
+          const plane = (b * s.c + ch) * s.h * s.w;
+          for (let oy = 0; oy < s.outH; oy++) {
+            const y = oy * s.stride - s.pad + ky;
+            for (let ox = 0; ox < s.outW; ox++) {
+              const x = ox * s.stride - s.pad + kx;
+              const inside = y >= 0 && y < s.h && x >= 0 && x < s.w;
+              fn(row + b * spatial + oy * s.outW + ox, inside ? plane + y * s.w + x : -1);
+            }
+          }
+        }
+      }
+    }
   }
 }

@@ -1,7 +1,7 @@
 import {
-  checkSampledGradient, checkSparsePack, checkSparseProduct, checkTranspose, expectLiveSparse, markSparseFreed,
+  checkIm2col, checkSampledGradient, checkSparseConv, checkSparsePack, checkSparseProduct, checkTranspose, expectLiveSparse, markSparseFreed,
 } from '../checks';
-import type { SparseFormat, SparseKernels, SparseMatrix, Tensor } from '../types';
+import type { ConvShape, SparseFormat, SparseKernels, SparseMatrix, Tensor } from '../types';
 import { block4x1Positions, type Csr, csrPositions, csrTranspose } from './csr';
 
 /**
@@ -29,9 +29,11 @@ export interface WasmSparseHost {
   scratch(): [number, number];
   /** dst [cols x rows] = src [rows x cols] transposed */
   transpose(dst: number, src: number, rows: number, cols: number): void;
+  /** dst [cols, rows, block] = src [rows, cols, block] */
+  transposeBlocks(dst: number, src: number, rows: number, cols: number, block: number): void;
 }
 
-export const SPARSE_JOBS = ['spmmCsrJob', 'spmmBlock4x1Job', 'sampledGradientJob'] as const;
+export const SPARSE_JOBS = ['spmmCsrJob', 'spmmBlock4x1Job', 'sampledGradientJob', 'im2colJob', 'sparseConvForwardJob'] as const;
 export type SparseJob = (typeof SPARSE_JOBS)[number];
 
 /** A CSR in memory: row starts, column indices, values, and each value's dense index. */
@@ -146,11 +148,65 @@ export class WasmSparse implements SparseKernels {
       [a.csr.rowStart, a.csr.colIndex, a.rows, a.cols, s.N, dw.ptr, d.ptr, x.ptr]);
   }
 
-  transpose(dst: Tensor, src: Tensor, s: { rows: number; cols: number }): void {
+  transpose(dst: Tensor, src: Tensor, s: { rows: number; cols: number; block?: number }): void {
     const d = this.host.tensor('sparse.transpose', dst);
     const x = this.host.tensor('sparse.transpose', src);
-    checkTranspose(d, x, s.rows, s.cols);
-    this.host.transpose(d.ptr, x.ptr, s.rows, s.cols);
+    const block = s.block ?? 1;
+    checkTranspose(dst, src, s.rows, s.cols, block);
+    if (block === 1) this.host.transpose(d.ptr, x.ptr, s.rows, s.cols);
+    else this.host.transposeBlocks(d.ptr, x.ptr, s.rows, s.cols, block);
+  }
+
+  im2col(cols: Tensor, input: Tensor, s: ConvShape): void {
+    this.panels('sparse.im2col', cols, input, s, false);
+  }
+
+  col2im(inputDelta: Tensor, cols: Tensor, s: ConvShape): void {
+    this.panels('sparse.col2im', cols, inputDelta, s, true);
+  }
+
+  convForward(out: Tensor, A: SparseMatrix, input: Tensor, s: ConvShape): void {
+    const op = 'sparse.convForward';
+    const a = this.matrix(op, A);
+    const o = this.host.tensor(op, out);
+    const x = this.host.tensor(op, input);
+    checkSparseConv(op, a, out, input, s);
+    const spatial = s.outH * s.outW;
+    if (o.size === 0) return;
+    const [scratch, scratchStride] = this.host.scratch();
+    if (a.cols * spatial * 4 <= scratchStride) {
+      // one image's panel fits a thread's scratch: fused, a unit per image
+      const m = a.csr;
+      this.host.job('sparseConvForwardJob', 2 * a.nonZeros * spatial * s.batch + 8 * a.cols * spatial * s.batch,
+        [m.rowStart, m.colIndex, m.values, o.ptr, x.ptr,
+          s.batch, s.c, s.h, s.w, s.n, s.size, s.stride, s.pad, s.outH, s.outW, scratch, scratchStride]);
+      return;
+    }
+    // a larger panel: the batch's, through memory
+    const N = s.batch * spatial;
+    const bytes = (n: number) => n * 4;
+    const cols = this.host.alloc(bytes(a.cols * N));
+    const outT = this.host.alloc(bytes(a.rows * N));
+    try {
+      this.host.job('im2colJob', 4 * a.cols * N, [cols, x.ptr, 0, s.batch, s.c, s.h, s.w, s.size, s.stride, s.pad, s.outH, s.outW]);
+      const m = a.csr;
+      this.host.job('spmmCsrJob', 2 * a.nonZeros * N, [m.rowStart, m.colIndex, m.values, a.rows, N, a.cols, cols, outT, 0, scratch, scratchStride]);
+      this.host.transposeBlocks(o.ptr, outT, a.rows, s.batch, spatial);
+    } finally {
+      this.host.free(cols);
+      this.host.free(outT);
+    }
+  }
+
+  /** im2col, or col2im with `backward`, as one job over (image, channel) planes. */
+  private panels(op: string, cols: Tensor, image: Tensor, s: ConvShape, backward: boolean): void {
+    const c = this.host.tensor(op, cols);
+    const x = this.host.tensor(op, image);
+    checkIm2col(op, s, image, cols);
+    if (c.size === 0) return;
+    // memory-bound: threads from ~1M panel floats up (the job threshold counts flops)
+    this.host.job('im2colJob', 4 * c.size, [c.ptr, x.ptr, backward ? 1 : 0,
+      s.batch, s.c, s.h, s.w, s.size, s.stride, s.pad, s.outH, s.outW]);
   }
 
   // ---- internals ----

@@ -5,7 +5,7 @@ export { gemmJob, scaleMatrix } from './gemm';
 import { SCRATCH_FLOATS } from './gemm';
 export { convForwardJob, convBackwardDataJob, convBackwardFilterJob, packConvWeights, packConvWeightsT } from './conv';
 export * from './ops';
-export { spmmCsrJob, spmmBlock4x1Job, sampledGradientJob, gatherSparse, transposeMatrix } from './sparse';
+export { spmmCsrJob, spmmBlock4x1Job, sampledGradientJob, im2colJob, sparseConvForwardJob, gatherSparse, transposeMatrix, transposeBlocks } from './sparse';
 
 /** The first byte past the module's own static data: the host allocates from here up. */
 export function heapBase(): usize {

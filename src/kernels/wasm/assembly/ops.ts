@@ -115,7 +115,12 @@ export function backwardScale(out: usize, xNorm: usize, delta: usize, batch: i32
 // ---- activations (ids are the indices of ACTIVATIONS in types.ts) ----
 
 const LOGISTIC = 0, LOGGY = 1, RELU = 2, ELU = 3, SELU = 4, RELIE = 5, PLSE = 6, HARDTAN = 7;
-const LHTAN = 8, LINEAR = 9, RAMP = 10, LEAKY = 11, TANH = 12, STAIR = 13;
+const LHTAN = 8, LINEAR = 9, RAMP = 10, LEAKY = 11, TANH = 12, STAIR = 13, MISH = 14;
+
+/** AlexeyAB's darknet's softplus_activate with MISH_THRESHOLD 20. */
+function softplus(x: f64): f64 {
+  return x > 20 ? x : x < -20 ? Math.exp(x) : Math.log1p(Math.exp(x));
+}
 
 function activateOne(x: f64, act: i32): f64 {
   switch (act) {
@@ -137,11 +142,12 @@ function activateOne(x: f64, act: i32): f64 {
       const n = Math.floor(x);
       return n % 2 == 0 ? Math.floor(x / 2) : x - n + Math.floor(x / 2);
     }
+    case MISH: return x * Math.tanh(softplus(x));
     default: return NaN;
   }
 }
 
-/** act'(y) from the activation's output y (darknet's gradient_array). */
+/** act'(y) from the activation's output y (darknet's gradient_array); mish: from its input. */
 function gradientOne(y: f64, act: i32): f64 {
   switch (act) {
     case LOGISTIC: return (1 - y) * y;
@@ -161,6 +167,12 @@ function gradientOne(y: f64, act: i32): f64 {
     case LEAKY: return y > 0 ? 1 : 0.1;
     case TANH: return 1 - y * y;
     case STAIR: return Math.floor(y) == y ? 0 : 1;
+    case MISH: {
+      // y is the activation's INPUT here (types.ts GRADIENT_FROM_INPUT), as gradient_array_mish
+      const sp = softplus(y);
+      const t = Math.tanh(sp);
+      return y * (1 - t * t) * -Math.expm1(-sp) + t;
+    }
     default: return NaN;
   }
 }

@@ -305,3 +305,151 @@ export function transposeMatrix(dst: usize, src: usize, rows: i32, cols: i32): v
     for (let j = 0; j < cols; j++) store<f32>(addr(dst, j * rows + i), load<f32>(addr(src, i * cols + j)));
   }
 }
+
+/** dst [cols, rows, block] = src [rows, cols, block]: runs of `block` floats moved whole. */
+export function transposeBlocks(dst: usize, src: usize, rows: i32, cols: i32, block: i32): void {
+  const bytes = <usize>block << 2;
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < cols; j++) {
+      const d = dst + <usize>(j * rows + i) * bytes, s = src + <usize>(i * cols + j) * bytes;
+      let e = 0;
+      for (; e + 4 <= block; e += 4) v128.store(d + (<usize>e << 2), v128.load(s + (<usize>e << 2)));
+      for (; e < block; e++) store<f32>(d + (<usize>e << 2), load<f32>(s + (<usize>e << 2)));
+    }
+  }
+}
+
+// ---- im2col panels for sparse convolutions (types.ts, SparseKernels.im2col) ----
+
+/** ceil(a / s), s > 0 */
+@inline function ceilDiv(a: i32, s: i32): i32 { return a > 0 ? (a + s - 1) / s : -(-a / s); }
+/** floor(a / s), s > 0 */
+@inline function floorDiv(a: i32, s: i32): i32 { return a >= 0 ? a / s : -((-a + s - 1) / s); }
+
+/**
+ * cols [c * size * size, batch, outH * outW] = im2col of every image, or with `backward`
+ * dx [batch, c, h, w] += col2im(cols), as a job; a unit is one (image, channel) plane,
+ * so col2im's units write disjoint planes. Taps outside the image read 0 (im2col) or
+ * are dropped (col2im).
+ */
+/**
+ * Sparse convolution forward, fused per image: a unit is one image, whose im2col panel
+ * [K x outH*outW] goes to this thread's scratch (it stays in cache), then out[b] [n x
+ * outH*outW] = CSR A [n x K] x that panel, written straight in the output's layout. The
+ * same sums as im2col + spmm + block transpose over the whole batch, without the batch's
+ * panel (K times the input) passing through memory. The host checks the panel fits.
+ */
+export function sparseConvForwardJob(
+  tid: i32, counter: usize, nt: i32, rowStart: usize, colIndex: usize, values: usize, out: usize, x: usize,
+  batch: i32, c: i32, h: i32, w: i32, n: i32, size: i32, stride: i32, pad: i32, outH: i32, outW: i32,
+  scratch: usize, scratchStride: usize,
+): i32 {
+  const S = outH * outW;
+  const rowBytes = <usize>S << 2;
+  const panel = scratch + <usize>tid * scratchStride;
+  let done = 0;
+  for (let b = claim(counter); b < batch; b = claim(counter), done++) {
+    for (let ch = 0; ch < c; ch++) {
+      const plane = x + (<usize>((b * c + ch) * h * w) << 2);
+      im2colPlane(panel, rowBytes, plane, ch, h, w, size, stride, pad, outH, outW);
+    }
+    const ob = out + <usize>b * <usize>n * rowBytes;
+    for (let i = 0; i < n; i++) csrRow(i, 0, S, rowStart, colIndex, values, panel, rowBytes, ob, rowBytes, false);
+  }
+  return done;
+}
+
+/**
+ * The im2col rows of one input plane (channel ch of one image): row k = (ch, ky, kx) at
+ * panel + k * rowBytes, outH * outW floats, 0 outside the image.
+ */
+function im2colPlane(panel0: usize, rowBytes: usize, plane: usize, ch: i32, h: i32, w: i32, size: i32, stride: i32, pad: i32, outH: i32, outW: i32): void {
+  for (let ky = 0; ky < size; ky++) {
+    const oyLo = imin(outH, imax(0, ceilDiv(pad - ky, stride)));
+    const oyHi = imax(oyLo, imin(outH, floorDiv(h - 1 + pad - ky, stride) + 1));
+    for (let kx = 0; kx < size; kx++) {
+      const oxLo = imin(outW, imax(0, ceilDiv(pad - kx, stride)));
+      const oxHi = imax(oxLo, imin(outW, floorDiv(w - 1 + pad - kx, stride) + 1));
+      const run = oxHi - oxLo;
+      const panel = panel0 + <usize>((ch * size + ky) * size + kx) * rowBytes;
+      zeros(panel, oyLo * outW);
+      zeros(panel + (<usize>(oyHi * outW) << 2), (outH - oyHi) * outW);
+      for (let oy = oyLo; oy < oyHi; oy++) {
+        const d = panel + (<usize>(oy * outW) << 2);
+        const src = plane + (<usize>((oy * stride - pad + ky) * w + oxLo * stride - pad + kx) << 2);
+        const dOut = d + (<usize>oxLo << 2);
+        zeros(d, oxLo);
+        zeros(d + (<usize>oxHi << 2), outW - oxHi);
+        if (stride == 1) {
+          // NOTE: not memory.copy: on a shared memory V8 makes it a runtime call, far slower
+          // than these loads and stores for rows of a few floats
+          let j = 0;
+          for (; j + 4 <= run; j += 4) v128.store(dOut + (<usize>j << 2), v128.load(src + (<usize>j << 2)));
+          for (; j < run; j++) store<f32>(dOut + (<usize>j << 2), load<f32>(src + (<usize>j << 2)));
+        } else {
+          for (let j = 0; j < run; j++) store<f32>(dOut + (<usize>j << 2), load<f32>(src + (<usize>(j * stride) << 2)));
+        }
+      }
+    }
+  }
+}
+
+export function im2colJob(
+  tid: i32, counter: usize, nt: i32, cols: usize, x: usize, backward: bool,
+  batch: i32, c: i32, h: i32, w: i32, size: i32, stride: i32, pad: i32, outH: i32, outW: i32,
+): i32 {
+  const S = outH * outW;
+  const rowBytes = <usize>(batch * S) << 2;
+  const units = batch * c;
+  let done = 0;
+  for (let u = claim(counter); u < units; u = claim(counter), done++) {
+    const b = u / c, ch = u % c;
+    const plane = x + (<usize>(u * h * w) << 2);
+    const panel0 = cols + (<usize>(b * S) << 2);
+    if (!backward) {
+      im2colPlane(panel0, rowBytes, plane, ch, h, w, size, stride, pad, outH, outW);
+      continue;
+    }
+    for (let ky = 0; ky < size; ky++) {
+      const oyLo = imin(outH, imax(0, ceilDiv(pad - ky, stride)));
+      const oyHi = imax(oyLo, imin(outH, floorDiv(h - 1 + pad - ky, stride) + 1));
+      for (let kx = 0; kx < size; kx++) {
+        const oxLo = imin(outW, imax(0, ceilDiv(pad - kx, stride)));
+        const oxHi = imax(oxLo, imin(outW, floorDiv(w - 1 + pad - kx, stride) + 1));
+        const run = oxHi - oxLo;
+        const panel = panel0 + <usize>((ch * size + ky) * size + kx) * rowBytes;
+        for (let oy = oyLo; oy < oyHi; oy++) {
+          // dx row += panel row, at the taps inside the image
+          const src = plane + (<usize>((oy * stride - pad + ky) * w + oxLo * stride - pad + kx) << 2);
+          const dOut = panel + (<usize>(oy * outW + oxLo) << 2);
+          if (stride == 1) {
+            let j = 0;
+            for (; j + 4 <= run; j += 4) {
+              const o = <usize>j << 2;
+              v128.store(src + o, f32x4.add(v128.load(src + o), v128.load(dOut + o)));
+            }
+            for (; j < run; j++) {
+              const o = <usize>j << 2;
+              store<f32>(src + o, load<f32>(src + o) + load<f32>(dOut + o));
+            }
+          } else {
+            for (let j = 0; j < run; j++) {
+              const at = src + (<usize>(j * stride) << 2);
+              store<f32>(at, load<f32>(at) + load<f32>(dOut + (<usize>j << 2)));
+            }
+          }
+        }
+      }
+    }
+  }
+  return done;
+}
+
+@inline function imax(a: i32, b: i32): i32 { return a > b ? a : b; }
+
+/** n floats of 0 at p (n <= 0: none). */
+@inline function zeros(p: usize, n: i32): void {
+  let j = 0;
+  for (; j + 4 <= n; j += 4) v128.store(p + (<usize>j << 2), f32x4.splat(0));
+  for (; j < n; j++) store<f32>(p + (<usize>j << 2), 0);
+}
