@@ -44,8 +44,13 @@ export interface TrainCommand {
   backupEvery?: number;
   /** darknet's per-iteration line every this many batches */
   logEvery?: number;
-  /** stop after this many batches instead of max_batches (the poly schedule ends there too) */
+  /**
+   * stop when the network's batch (optimizer steps, counted from `seen`) reaches this,
+   * before max_batches; the learning-rate schedule is unchanged. At most the schedule's end.
+   */
   maxBatches?: number;
+  /** end the cfg's learning-rate schedule here instead (sets max_batches; poly decays to 0 here) */
+  scheduleBatches?: number;
   /** where weights go (default: the .data file's backup) */
   backupDir?: string;
   /** random horizontal flips (darknet always flips) */
@@ -85,12 +90,18 @@ export async function trainClassifier(o: TrainCommand): Promise<TrainResult> {
   const reporter = o.reporter ?? silentReporter;
   const data = readDataConfig(o.dataFile);
   const parsed = loadClassifierSpec(o.cfgFile, data.classes, reporter);
-  // --max-batches and --lr-scale change the schedule itself (poly decays to max_batches).
+  // --schedule-batches and --lr-scale change the schedule itself (poly decays to max_batches);
+  // --max-batches only stops training earlier.
   const spec: NetworkSpec = {
     ...parsed,
-    net: { ...parsed.net, maxBatches: o.maxBatches ?? parsed.net.maxBatches, learningRate: parsed.net.learningRate * (o.lrScale ?? 1) },
+    net: { ...parsed.net, maxBatches: o.scheduleBatches ?? parsed.net.maxBatches, learningRate: parsed.net.learningRate * (o.lrScale ?? 1) },
   };
-  if (spec.net.maxBatches <= 0) throw new DarknetError(`${o.cfgFile}: max_batches is ${spec.net.maxBatches}; set it in [net] or pass --max-batches`);
+  if (spec.net.maxBatches <= 0) throw new DarknetError(`${o.cfgFile}: max_batches is ${spec.net.maxBatches}; set it in [net] or pass --schedule-batches`);
+  if (o.maxBatches !== undefined && o.maxBatches > spec.net.maxBatches) {
+    throw new DarknetError(`--max-batches ${o.maxBatches} is past the end of the learning-rate schedule (max_batches ${spec.net.maxBatches}` +
+      `${o.scheduleBatches === undefined ? ` in ${o.cfgFile}` : ', --schedule-batches'}); to train longer, move the schedule's end with --schedule-batches`);
+  }
+  const stopAt = o.maxBatches ?? spec.net.maxBatches;
   if (o.freezeZeros && !o.weights) throw new DarknetError('--freeze-zeros needs weights to take the zeros from');
   const backupDir = o.backupDir ?? data.backup;
   // Checked before training starts: a bad backup folder must not cost a training run.
@@ -99,14 +110,14 @@ export async function trainClassifier(o: TrainCommand): Promise<TrainResult> {
   if (start && o.weights) requireFinite(start, spec, o.weights);
   const source = o.source ?? trainSource(data, spec);
   try {
-    return await trainOn(o, spec, source, start, backupDir, data.classes, reporter);
+    return await trainOn(o, spec, stopAt, source, start, backupDir, data.classes, reporter);
   } finally {
     if (!o.source) await closeSource(source);
   }
 }
 
 async function trainOn(
-  o: TrainCommand, spec: NetworkSpec, source: ImageSource, start: WeightsFile | undefined, backupDir: string, classes: number, reporter: Reporter,
+  o: TrainCommand, spec: NetworkSpec, stopAt: number, source: ImageSource, start: WeightsFile | undefined, backupDir: string, classes: number, reporter: Reporter,
 ): Promise<TrainResult> {
   const k = o.kernels ?? (await loadKernels(o.backend, reporter));
   const net = buildNetwork(spec, k, start, o.seed);
@@ -131,11 +142,12 @@ async function trainOn(
     return file;
   };
   reporter.info(`training ${base}: ${source.count} images, batch ${net.batch * spec.net.subdivisions} (${spec.net.subdivisions} subdivisions), ` +
-    `learning rate ${spec.net.learningRate}, momentum ${spec.net.momentum}, decay ${spec.net.decay}, to ${spec.net.maxBatches} batches`);
+    `learning rate ${spec.net.learningRate}, momentum ${spec.net.momentum}, decay ${spec.net.decay}, to ${stopAt} batches` +
+    (stopAt < spec.net.maxBatches ? ` (the schedule runs to ${spec.net.maxBatches})` : ''));
   const backupEvery = o.backupEvery ?? 1000;
   let epoch = Math.floor(net.seen / source.count);
   const outcome = await train(net, batches, {
-    maxBatches: spec.net.maxBatches,
+    maxBatches: stopAt,
     epochSize: source.count,
     signal: o.signal,
     logEvery: o.logEvery ?? 10,
@@ -238,7 +250,7 @@ export interface Prediction {
   top: Array<{ class: number; name: string; probability: number }>;
 }
 
-/** `classifier predict`: the top classes of each image, with names. */
+/** `classifier predict`: the top classes of each image (letterboxed, as darknet's), with names. */
 export async function predictImages(
   o: { dataFile: string; cfgFile: string; weights: string; backend?: BackendChoice; top?: number; sparse?: SparseMode; reporter?: Reporter; kernels?: Kernels },
   images: AsyncIterable<string> | Iterable<string>,
@@ -254,12 +266,12 @@ export async function predictImages(
   const net = buildNetwork(spec, o.kernels ?? (await loadKernels(o.backend, reporter)), weights);
   useSparse(net, o.sparse ?? 'auto', reporter);
   const top = Math.min(o.top ?? (data.top || 1), data.classes);
-  const { loadImage } = await import('../data/images');
-  const x = new Float32Array(spec.net.inputs);
+  const { loadNetworkInput } = await import('../data/images');
+  if (spec.net.c !== 1 && spec.net.c !== 3) throw new DarknetError(`${o.cfgFile}: images can be loaded with 1 or 3 channels, the cfg asks for ${spec.net.c}`);
   try {
     for await (const image of images) {
-      const img = await loadImage(image, spec.net.w, spec.net.h, spec.net.c as 1 | 3);
-      for (let i = 0; i < x.length; i++) x[i] = img.data[i] / 255;
+      // darknet's predict_classifier letterboxes the image to the net's size
+      const x = await loadNetworkInput(image, spec.net.w, spec.net.h, spec.net.c, 'letterbox');
       const out = net.predict(x);
       const ranked = rankRow(out, 0, data.classes).slice(0, top);
       onPrediction({ image, top: ranked.map((c) => ({ class: c, name: names[c] ?? String(c), probability: out[c] })) });
@@ -275,7 +287,7 @@ export async function predictImages(
 const SPARSE_OPTION = {
   choices: ['auto', 'on', 'off'] as const,
   default: 'auto' as const,
-  describe: 'skip zero weights in connected layers (wasm-simd): auto from 50% zeros up, on, off',
+  describe: 'skip zero weights in connected and convolutional layers (wasm-simd): auto from 50% (connected) and 70% (convolutional) zeros up, on, off',
 };
 
 /** Options shared by the classifier verbs. */
@@ -293,14 +305,15 @@ const trainVerb = verb({
       .positional('weights', { type: 'string', describe: 'start from these weights (a darknet .weights or .backup)' })
       .option('clear', { type: 'boolean', default: false, describe: 'reset seen to 0 (start the schedule over)' })
       .option('seed', { type: 'string', default: '1', coerce: integer('seed', { min: 0, max: 2 ** 32 - 1 }), describe: 'seed for initial weights, shuffling, dropout and augmentation' })
-      .option('max-batches', { type: 'string', coerce: integer('max-batches', { min: 1, max: MAX_COUNT }), describe: 'train to this batch instead of the cfg max_batches (the poly schedule ends there)' })
+      .option('max-batches', { type: 'string', coerce: integer('max-batches', { min: 1, max: MAX_COUNT }), describe: "stop when the network's batch count reaches N (before the cfg's max_batches); the learning-rate schedule is unchanged" })
+      .option('schedule-batches', { type: 'string', coerce: integer('schedule-batches', { min: 1, max: MAX_COUNT }), describe: "end the cfg's learning-rate schedule at N batches (sets max_batches: training stops there, poly decays to 0 there)" })
       .option('backup-every', { type: 'string', default: '1000', coerce: integer('backup-every', { min: 1, max: MAX_COUNT }), describe: 'save <cfg>.backup every N batches' })
       .option('log-every', { type: 'string', default: '10', coerce: integer('log-every', { min: 1, max: MAX_COUNT }), describe: "print darknet's per-iteration line every N batches" })
       .option('backup', { type: 'string', describe: "where weights are saved (default: the .data file's backup)" })
       .option('flip', { type: 'boolean', default: false, describe: 'random horizontal flips (darknet always flips)' })
       .option('lr-scale', { type: 'string', default: '1', coerce: real('lr-scale', { min: 0, max: 100, exclusiveMin: true }), describe: "multiply the cfg's learning_rate (about 0.1 to retrain a pruned model)" })
       .option('freeze-zeros', { type: 'boolean', default: false, describe: "keep the loaded weights' zeros (and their momentum) exactly 0 while training" })
-      .option('sparse', { ...SPARSE_OPTION, describe: 'with --freeze-zeros: skip the frozen zeros in connected layers (wasm-simd): auto from 50% zeros up, on, off' })
+      .option('sparse', { ...SPARSE_OPTION, describe: 'with --freeze-zeros: skip the frozen zeros in connected and convolutional layers (wasm-simd): auto from 50% and 70% zeros up, on, off' })
       .option('slim', { type: 'string', coerce: real('slim', { min: 0, max: 1 }), describe: 'network slimming: add S * sign(gamma) to every batch-norm scale\'s gradient (darknet forks: -sr --s); prints |gamma| per epoch and draws <cfg>.gamma.png' }),
   async run(args, io) {
     const reporter = reporterOf(io);
@@ -313,6 +326,7 @@ const trainVerb = verb({
         clear: args.clear,
         seed: args.seed,
         maxBatches: args['max-batches'],
+        scheduleBatches: args['schedule-batches'],
         backupEvery: args['backup-every'],
         logEvery: args['log-every'],
         backupDir: args.backup,
@@ -339,7 +353,7 @@ const trainVerb = verb({
 
 const validVerb = verb({
   command: 'valid <data> <cfg> <weights>',
-  describe: 'top-1 and top-k accuracy over the valid list (darknet: classifier valid)',
+  describe: "top-1 and top-k accuracy over the valid list, each image's centred square resized to the net (darknet: classifier valid)",
   builder: (y) =>
     classifierArgs(y)
       .positional('weights', { type: 'string', demandOption: true, describe: 'darknet .weights file' })
@@ -366,7 +380,7 @@ async function* stdinLines(): AsyncIterable<string> {
 
 const predictVerb = verb({
   command: 'predict <data> <cfg> <weights> [image]',
-  describe: 'top classes of an image, or of each path read from stdin (darknet: classifier predict)',
+  describe: 'top classes of an image (letterboxed to the net), or of each path read from stdin (darknet: classifier predict)',
   builder: (y) =>
     classifierArgs(y)
       .positional('weights', { type: 'string', demandOption: true, describe: 'darknet .weights file' })

@@ -75,10 +75,13 @@ export function saveNetwork(file: string, net: Network): void {
   saveWeights(file, net.exportWeights(), net.spec);
 }
 
-/** A .data file's validation images (all must load), optionally the first `limit`. */
+/**
+ * A .data file's validation images (all must load), optionally the first `limit`, prepared
+ * as darknet's `classifier valid` does (the centred square resized to the net's size).
+ */
 export function validSource(data: DataConfig, spec: NetworkSpec, limit?: number): ListSource {
   const paths = readImageList(data.valid, 'the validation list');
-  return new ListSource(limit ? paths.slice(0, limit) : paths, readLabels(data.labels, data.classes), shapeOf(spec), false);
+  return new ListSource(limit ? paths.slice(0, limit) : paths, readLabels(data.labels, data.classes), shapeOf(spec), { cache: false, preprocess: 'center-crop' });
 }
 
 /** A .data file's training images (decoded once, then cached as bytes). */

@@ -2,20 +2,24 @@ import { DarknetError } from '../errors';
 import { augment, isIdentity, type Augmentation } from './augment';
 import { labelOf } from './dataset';
 import { decodeOutcome, DecodePool, type DecodeOutcome } from './decode-pool';
+import { ImageError, loadNetworkInput, pngSize } from './images';
 import { excerpt, PATH_EXCERPT } from '../errors';
 import type { MnistSplit } from './mnist';
 
 /**
  * Where a classifier's images come from: a darknet image list (decoded in worker threads,
- * then cached as bytes) or MNIST straight from its IDX files. Images are bytes,
- * channel-planar `[c, h, w]` at the network's size.
+ * then cached as bytes) or MNIST straight from its IDX files. Images are channel-planar
+ * `[c, h, w]` at the network's size: bytes (the network input is byte / 255), or floats
+ * that are the network input itself (darknet's valid preprocessing, see ListSourceOptions).
  */
+export type Pixels = Uint8Array | Float32Array;
+
 export interface ImageSource {
   readonly count: number;
   /** class index of image i */
   label(i: number): number;
-  /** the image's bytes, or null when it cannot be loaded (the reason is in `problem(i)`) */
-  load(i: number): Promise<Uint8Array | null>;
+  /** the image's pixels, or null when it cannot be loaded (the reason is in `problem(i)`) */
+  load(i: number): Promise<Pixels | null>;
   /** why image i could not be loaded (without its name: callers put `name(i)` in front) */
   problem(i: number): string | undefined;
   /** a name for messages */
@@ -33,6 +37,12 @@ export interface ListSourceOptions {
   workers?: number;
   /** a pool shared with other sources instead (close() leaves it open) */
   pool?: DecodePool;
+  /**
+   * 'center-crop': darknet's `classifier valid` preprocessing (the centred square resized to
+   * the net's size, in float; see images.ts loadNetworkInput), decoded on the main thread,
+   * loads give floats. Default: the training bytes (sharp `cover`, in the decode workers).
+   */
+  preprocess?: 'center-crop';
 }
 
 /** Images a worker gets in one request: small, so the batch needed first comes back first. */
@@ -48,13 +58,14 @@ const REQUEST_IMAGES = 16;
  */
 export class ListSource implements ImageSource {
   private readonly labels: Int32Array;
-  private readonly cache: Array<Uint8Array | null | undefined>;
+  private readonly cache: Array<Pixels | null | undefined>;
   private readonly problems = new Map<number, string>();
   private readonly cacheImages: boolean;
   /** decodes asked for and not yet claimed by load() (claimed ones stay when caching) */
-  private readonly inflight = new Map<number, Promise<Uint8Array | null>>();
+  private readonly inflight = new Map<number, Promise<Pixels | null>>();
   /** indexes to send at the end of this tick, with their promises' resolvers */
-  private queued: Array<[number, (data: Uint8Array | null) => void]> = [];
+  private queued: Array<[number, (data: Pixels | null) => void]> = [];
+  private readonly preprocess: 'center-crop' | undefined;
   private pool: DecodePool | null;
   private readonly ownsPool: boolean;
   private readonly workers: number | undefined;
@@ -73,6 +84,7 @@ export class ListSource implements ImageSource {
     this.pool = o.pool ?? null;
     this.ownsPool = !o.pool;
     this.workers = o.workers;
+    this.preprocess = o.preprocess;
     if (this.workers !== undefined && !(Number.isInteger(this.workers) && this.workers >= 0)) {
       throw new DarknetError(`decode workers must be a whole number >= 0, not ${this.workers}`);
     }
@@ -97,7 +109,7 @@ export class ListSource implements ImageSource {
     return this.problems.get(i);
   }
 
-  load(i: number): Promise<Uint8Array | null> {
+  load(i: number): Promise<Pixels | null> {
     const cached = this.cache[i];
     if (cached !== undefined) return Promise.resolve(cached);
     const pending = this.inflight.get(i) ?? this.request(i);
@@ -117,8 +129,8 @@ export class ListSource implements ImageSource {
     if (this.pool && this.ownsPool) await this.pool.close();
   }
 
-  private request(i: number): Promise<Uint8Array | null> {
-    const pending = new Promise<Uint8Array | null>((resolve) => {
+  private request(i: number): Promise<Pixels | null> {
+    const pending = new Promise<Pixels | null>((resolve) => {
       if (this.queued.length === 0) queueMicrotask(() => this.send());
       this.queued.push([i, resolve]);
     });
@@ -131,9 +143,24 @@ export class ListSource implements ImageSource {
     const queued = this.queued;
     this.queued = [];
     const shape = { w: this.shape.w, h: this.shape.h, c: this.shape.c as 1 | 3 };
+    let toDecode = queued;
+    if (this.preprocess) {
+      // A square PNG at the (square) net's size crops and resizes to itself: its bytes, decoded
+      // in the workers, are the same input. Anything else is preprocessed here, in float.
+      const atSize = (file: string) => {
+        if (shape.w !== shape.h) return false;
+        const size = pngSize(file);
+        return size !== null && size.w === shape.w && size.h === shape.h;
+      };
+      toDecode = [];
+      for (const q of queued) {
+        if (atSize(this.paths[q[0]])) toDecode.push(q);
+        else void cropOutcome(this.paths[q[0]], shape).then((o) => q[1](this.settle(q[0], o)));
+      }
+    }
     const pool = this.decodePool();
-    for (let k = 0; k < queued.length; k += REQUEST_IMAGES) {
-      const part = queued.slice(k, k + REQUEST_IMAGES);
+    for (let k = 0; k < toDecode.length; k += REQUEST_IMAGES) {
+      const part = toDecode.slice(k, k + REQUEST_IMAGES);
       const files = part.map(([i]) => this.paths[i]);
       const outcomes = pool ? pool.decode(files, shape) : Promise.all(files.map((f) => decodeOutcome(f, { ...shape, fit: 'cover', decoder: 'pngjs' })));
       void outcomes.then((o) => part.forEach(([i, resolve], n) => resolve(this.settle(i, o[n]))));
@@ -147,7 +174,7 @@ export class ListSource implements ImageSource {
     return this.pool;
   }
 
-  private settle(i: number, outcome: DecodeOutcome): Uint8Array | null {
+  private settle(i: number, outcome: DecodeOutcome | { data: Float32Array }): Pixels | null {
     const data = 'data' in outcome ? outcome.data : null;
     if (!('data' in outcome)) this.problems.set(i, outcome.problem);
     if (this.cacheImages) {
@@ -155,6 +182,15 @@ export class ListSource implements ImageSource {
       this.inflight.delete(i);
     }
     return data;
+  }
+}
+
+/** darknet's valid preprocessing of one file as an outcome (an ImageError gives its reason). */
+async function cropOutcome(file: string, shape: { w: number; h: number; c: 1 | 3 }): Promise<{ data: Float32Array } | { problem: string }> {
+  try {
+    return { data: await loadNetworkInput(file, shape.w, shape.h, shape.c, 'center-crop') };
+  } catch (e) {
+    return { problem: e instanceof ImageError ? e.reason : `cannot load image (${excerpt(e instanceof Error ? e.message : String(e))})` };
   }
 }
 
@@ -205,7 +241,7 @@ export const BATCHES_AHEAD = 4;
 /** A batch whose images are being loaded. */
 interface Started {
   picks: number[];
-  images: Promise<Array<Uint8Array | null>>;
+  images: Promise<Array<Pixels | null>>;
 }
 
 /**
@@ -287,8 +323,13 @@ export class TrainBatches {
           return;
         }
         const row = indexes.length;
-        const pixels = identity ? img : augment(img, this.shape, this.aug, this.random);
-        for (let j = 0; j < inputs; j++) x[row * inputs + j] = pixels[j] / 255;
+        if (img instanceof Float32Array) {
+          if (!identity) throw new DarknetError(`${excerpt(this.source.name(i), PATH_EXCERPT)}: augmentation needs the image as bytes, the source gives floats`);
+          x.set(img.subarray(0, inputs), row * inputs);
+        } else {
+          const pixels = identity ? img : augment(img, this.shape, this.aug, this.random);
+          for (let j = 0; j < inputs; j++) x[row * inputs + j] = pixels[j] / 255;
+        }
         y[row * this.classes + this.source.label(i)] = 1;
         indexes.push(i);
       });
@@ -316,6 +357,7 @@ export async function fillInputs(source: ImageSource, start: number, n: number, 
   const images = await Promise.all(loads);
   images.forEach((img, j) => {
     if (!img) throw new DarknetError(`${excerpt(source.name(start + j), PATH_EXCERPT)}: ${source.problem(start + j) ?? 'cannot load image'}`);
-    for (let p = 0; p < inputs; p++) x[j * inputs + p] = img[p] / 255;
+    if (img instanceof Float32Array) x.set(img.subarray(0, inputs), j * inputs);
+    else for (let p = 0; p < inputs; p++) x[j * inputs + p] = img[p] / 255;
   });
 }

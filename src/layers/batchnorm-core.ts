@@ -13,6 +13,12 @@ import type { ParamSpec } from '../engine/layer';
  * exact gradient `batchnormBackward` computes. The rolling variance still averages the
  * unbiased variance, as darknet's does, so saved weights mean the same thing. The two
  * forwards differ by a factor sqrt(N / (N - 1)) per channel (N = batch * spatial).
+ *
+ * Inference (rolling statistics) normalizes exactly as darknet's does, so a net trained by
+ * darknet gives darknet's answers: (x - mean) / (sqrt(var) + 1e-6). The kernels' normalize
+ * divides by sqrt(v + eps), so we hand it v' = (sqrt(var) + 1e-6)^2 and eps 0, derived on
+ * the host (in float64, then rounded to float32) whenever the rolling variance may have
+ * changed: after construction, after a training pass, and after `paramsChanged`.
  */
 
 /** the epsilon under every square root of a variance */
@@ -21,6 +27,14 @@ export const BN_EPSILON = 1e-5;
 /** The batch-norm arrays of a layer's .weights, in darknet's order, for `channels` channels. */
 export function batchNormParams(channels: number): ParamSpec[] {
   return [{ name: 'scales', size: channels }, { name: 'rolling_mean', size: channels }, { name: 'rolling_variance', size: channels }];
+}
+
+/** darknet's epsilon at inference: it divides by sqrt(var) + 1e-6 (normalize_cpu) */
+export const BN_INFERENCE_EPSILON = 1e-6;
+
+/** The divisor of darknet's inference batch norm for a rolling variance `variance`. */
+export function inferenceDenominator(variance: number): number {
+  return Math.sqrt(variance) + BN_INFERENCE_EPSILON;
 }
 
 /** darknet's rolling average: r = .99 r + .01 (batch statistic) */
@@ -37,6 +51,9 @@ export class BatchNorm {
   /** `[channels]`: the last training batch's mean and biased variance */
   private readonly mean: Tensor;
   private readonly variance: Tensor;
+  /** `[channels]`: (sqrt(rollingVariance) + 1e-6)^2, valid unless `stale` */
+  private readonly inferenceVariance: Tensor;
+  private stale = true;
   /** `[batch, channels, spatial]`: the normalized input of the last training pass */
   private readonly xNorm: Tensor;
   /** `[batch, channels, spatial]`: scratch for the input gradient */
@@ -51,6 +68,7 @@ export class BatchNorm {
     this.rollingVariance = k.alloc(channels);
     this.mean = k.alloc(channels);
     this.variance = k.alloc(channels);
+    this.inferenceVariance = k.alloc(channels);
     this.xNorm = k.alloc(batch * channels * spatial);
     this.dx = k.alloc(batch * channels * spatial);
   }
@@ -66,12 +84,32 @@ export class BatchNorm {
       const unbias = n > 1 ? n / (n - 1) : 1;
       k.axpby(this.rollingMean, 1 - ROLLING_KEEP, this.mean, ROLLING_KEEP);
       k.axpby(this.rollingVariance, (1 - ROLLING_KEEP) * unbias, this.variance, ROLLING_KEEP);
+      this.stale = true;
       k.normalize(this.xNorm, x, this.mean, this.variance, BN_EPSILON, this.shape);
       k.copy(x, this.xNorm);
     } else {
-      k.normalize(x, x, this.rollingMean, this.rollingVariance, BN_EPSILON, this.shape);
+      if (this.stale) this.deriveInferenceVariance();
+      k.normalize(x, x, this.rollingMean, this.inferenceVariance, 0, this.shape);
     }
     k.scaleBias(x, this.scales, this.shape);
+  }
+
+  /**
+   * The rolling statistics were replaced from outside (a loaded file): re-derive what
+   * inference uses from them. Whoever writes `rollingVariance` directly must call this
+   * (a training pass marks it itself).
+   */
+  paramsChanged(): void {
+    this.stale = true;
+  }
+
+  /** NOTE: one read-back of [channels] floats, only when the rolling variance changed. */
+  private deriveInferenceVariance(): void {
+    const v = this.k.read(this.rollingVariance);
+    const out = new Float64Array(v.length);
+    for (let c = 0; c < v.length; c++) out[c] = inferenceDenominator(v[c]) ** 2;
+    this.k.upload(this.inferenceVariance, out);
+    this.stale = false;
   }
 
   /**

@@ -65,6 +65,10 @@ export class BatchnormLayer implements Layer {
     this.k.addBias(this.output, this.biases, this.channels);
   }
 
+  paramsChanged(): void {
+    this.bn.paramsChanged();
+  }
+
   backward(net: NetState): void {
     this.k.backwardBias(this.biasUpdates, this.delta, this.channels);
     this.bn.backward(this.delta);

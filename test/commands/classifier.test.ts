@@ -8,7 +8,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { main } from '../../src/commands/cli';
 import { predictImages, trainClassifier, validClassifier } from '../../src/commands/classifier';
-import { collectingReporter } from '../../src/engine/reporter';
+import { collectingReporter, silentReporter } from '../../src/engine/reporter';
+import { buildNetwork, loadKernels } from '../../src/commands/load';
 import { exportMnist } from '../../src/data/mnist-export';
 import { readCfg } from '../../src/cfg/parser';
 import { readWeights, writeWeights } from '../../src/io/weights';
@@ -42,13 +43,53 @@ describe('[webasm] classifier train', () => {
     expect(late).toBeLessThan(early * 0.8);
     expect(readWeights(path.join(backup, 'small.weights'), readCfg(cfgFile)).header.seen).toBe(480);
 
-    // Resuming from the final weights with a later max_batches continues seen and the schedule.
+    // Resuming from the final weights with a later schedule end continues seen and the schedule.
     const more = await trainClassifier({
-      dataFile, cfgFile, backend: 'webasm', weights: path.join(backup, 'small.weights'), maxBatches: 35, backupDir: backup,
+      dataFile, cfgFile, backend: 'webasm', weights: path.join(backup, 'small.weights'), scheduleBatches: 35, backupDir: backup,
     });
     expect(more.batches).toBe(35);
     expect(more.losses).toHaveLength(5);
     expect(more.seen).toBe(560);
+  });
+
+  test('[webasm] --max-batches stops early without changing the schedule; --schedule-batches moves its end', async () => {
+    const rates = async (args: string[]) => {
+      let err = '';
+      const code = await main(['classifier', 'train', dataFile, cfgFile, '--backend', 'webasm', '--log-every', '1', ...args], { out: quiet, err: (t) => void (err += t) });
+      expect(code).toBe(0);
+      return new Map([...err.matchAll(/^(\d+), [\d.]+: [\d.]+, [\d.]+ avg, ([\d.]+) rate/gm)].map((m) => [Number(m[1]), m[2]]));
+    };
+    const full = await rates(['--backup', path.join(dir, 'mb-full')]);
+    const three = await rates(['--backup', path.join(dir, 'mb-3'), '--max-batches', '3']);
+    const schedule = await rates(['--backup', path.join(dir, 'mb-s3'), '--schedule-batches', '3']);
+    expect(full.size).toBe(30);
+    expect([...three.keys()]).toEqual([1, 2, 3]);
+    // poly, power 1, max_batches 30: rate at batch b = 0.05 (1 - b / 30), with or without --max-batches
+    for (const b of [1, 2, 3]) {
+      expect(three.get(b)).toBe(full.get(b));
+      expect(Number(three.get(b))).toBeCloseTo(0.05 * (1 - b / 30), 6);
+    }
+    // --schedule-batches 3 is the old meaning: the rate reaches 0 at batch 3
+    expect(Number(schedule.get(1))).toBeCloseTo(0.05 * (1 - 1 / 3), 6);
+    expect(Number(schedule.get(3))).toBe(0);
+
+    // --max-batches 1: one batch at the cfg's rate, so the weights move from their initial values
+    const one = await rates(['--backup', path.join(dir, 'mb-1'), '--max-batches', '1']);
+    expect(Number(one.get(1))).toBeCloseTo(0.05 * (1 - 1 / 30), 6);
+    const spec = readCfg(cfgFile);
+    const initial = buildNetwork(spec, await loadKernels('webasm', silentReporter), undefined, 1).exportWeights();
+    const trained = readWeights(path.join(dir, 'mb-1', 'small.weights'), spec);
+    expect(trained.header.seen).toBe(16);
+    let moved = 0;
+    initial.layers[0].weights!.forEach((w, i) => { if (Math.abs(trained.layers[0].weights![i] - w) > 1e-6) moved++; });
+    expect(moved).toBeGreaterThan(100);
+
+    let err = '';
+    expect(await main(['classifier', 'train', dataFile, cfgFile, '--backup', path.join(dir, 'mb-x'), '--max-batches', '31'], { out: quiet, err: (t) => void (err += t) })).toBe(1);
+    expect(err).toMatch(/--max-batches 31 is past the end of the learning-rate schedule \(max_batches 30 in .*small\.cfg\)/);
+    err = '';
+    expect(await main(['classifier', 'train', dataFile, cfgFile, '--schedule-batches', '0'], { out: quiet, err: (t) => void (err += t) })).toBe(1);
+    expect(err).toMatch(/schedule-batches/);
   });
 
   test('[webasm] --freeze-zeros keeps every zero weight zero through training', async () => {

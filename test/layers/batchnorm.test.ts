@@ -59,7 +59,7 @@ describe('batchnorm: forward', () => {
     }
   });
 
-  test('inference normalizes with the rolling stats', () => {
+  test("inference normalizes with the rolling stats as darknet does: (x - mean) / (sqrt(var) + 1e-6)", () => {
     const { layer, spec } = bnLayer({ batch: 1, h: 1, w: 2, c: 2 });
     k.upload(layer.bn.rollingMean, [1, -1]);
     k.upload(layer.bn.rollingVariance, [4, 0.25]);
@@ -68,9 +68,48 @@ describe('batchnorm: forward', () => {
     const input = k.alloc(spec.inputs);
     k.upload(input, [3, 5, 0, 1]);
     layer.forward(netState(k, input, null, false));
-    const expected = [2 * 2 / Math.sqrt(4 + 1e-5), 2 * 4 / Math.sqrt(4 + 1e-5), 1 / Math.sqrt(0.25 + 1e-5) + 1, 2 / Math.sqrt(0.25 + 1e-5) + 1];
+    const expected = [2 * 2 / (2 + 1e-6), 2 * 4 / (2 + 1e-6), 1 / (0.5 + 1e-6) + 1, 2 / (0.5 + 1e-6) + 1];
     Array.from(k.read(layer.output)).forEach((v, i) => expect(v).toBeCloseTo(expected[i], 12));
     expect(Array.from(k.read(layer.bn.rollingMean))).toEqual([1, -1]);
+    expect(Array.from(k.read(layer.bn.rollingVariance))).toEqual([4, 0.25]);
+  });
+
+  test('low-variance channels, where sqrt(var) + 1e-6 and sqrt(var + 1e-5) differ by up to 300x; rolling stats replaced, then trained', () => {
+    const variances = [1, 1e-4, 1e-6, 1e-8, 1e-12, 0];
+    const c = variances.length;
+    const { layer, spec } = bnLayer({ batch: 1, h: 1, w: 3, c });
+    const x = randomValues(spec.inputs, mulberry32(5), -1, 1);
+    const means = randomValues(c, mulberry32(6), -0.5, 0.5);
+    const input = k.alloc(spec.inputs);
+    k.upload(input, x);
+    const infer = () => {
+      layer.forward(netState(k, input, null, false));
+      return Array.from(k.read(layer.output));
+    };
+    const darknet = (v: readonly number[]) => x.map((xi, i) => (xi - means[Math.floor(i / 3)]) / (Math.sqrt(v[Math.floor(i / 3)]) + 1e-6));
+    k.upload(layer.bn.rollingMean, means);
+    k.upload(layer.bn.rollingVariance, variances);
+    const out = infer();
+    const want = darknet(variances);
+    out.forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(want[i]))));
+    // the old formula would be far off on the small variances
+    const ours = x.map((xi, i) => (xi - means[Math.floor(i / 3)]) / Math.sqrt(variances[Math.floor(i / 3)] + 1e-5));
+    expect(Math.abs(ours[9] - want[9])).toBeGreaterThan(0.9 * Math.abs(want[9]));
+
+    // replaced from outside (as loading a weights file does): paramsChanged re-derives
+    const other = variances.map((v) => 2 * v + 1e-7);
+    k.upload(layer.bn.rollingVariance, other);
+    (layer as Layer).paramsChanged!();
+    const want2 = darknet(other);
+    infer().forEach((v, i) => expect(Math.abs(v - want2[i])).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(want2[i]))));
+
+    // a training pass moves the rolling variance: the next inference uses the new one
+    layer.forward(netState(k, input, null, true));
+    const moved = Array.from(k.read(layer.bn.rollingVariance));
+    expect(moved).not.toEqual(other);
+    k.upload(layer.bn.rollingMean, means);
+    const want3 = darknet(moved);
+    infer().forEach((v, i) => expect(Math.abs(v - want3[i])).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(want3[i]))));
   });
 });
 
@@ -116,6 +155,36 @@ describeEachBackend('batchnorm: same results as the reference', (_backend, get) 
     ['3 x 4 x 3', {}],
   ] as [string, Record<string, string | number>][])('%s: forward, backward, update, inference', (_name, keys) => {
     expect(maxBackendError(batchnorm, get(), reference, 'batchnorm', keys, context({ batch: 2, h: 3, w: 4, c: 3 }))).toBeLessThan(BACKEND_TOLERANCE);
+  });
+});
+
+describeEachBackend('batchnorm: inference on low-variance channels matches darknet in float32', (_backend, get) => {
+  test('(x - mean) / (sqrt(var) + 1e-6) to float precision', async () => {
+    const { BatchNorm } = await import('../../src/layers/batchnorm-core');
+    const kb = get();
+    const variances = [1, 3e-3, 1e-4, 1e-6, 1e-8, 1e-10, 0, 0.5];
+    const channels = variances.length;
+    const spatial = 5;
+    const bn = new BatchNorm(kb, { batch: 2, channels, spatial });
+    const x = randomValues(2 * channels * spatial, mulberry32(9), -1, 1);
+    const means = randomValues(channels, mulberry32(10), -0.5, 0.5);
+    const scales = randomValues(channels, mulberry32(11), 0.5, 1.5);
+    kb.upload(bn.rollingMean, means);
+    kb.upload(bn.rollingVariance, variances);
+    kb.upload(bn.scales, scales);
+    bn.paramsChanged();
+    const t = kb.alloc(x.length);
+    kb.upload(t, x);
+    bn.forward(t, false);
+    const out = kb.read(t);
+    const f = Math.fround;
+    for (let i = 0; i < x.length; i++) {
+      const ch = Math.floor(i / spatial) % channels;
+      // darknet: float (x - mean) over the double sqrt(var) + 1e-6f, times the scale in float
+      const want = f(f(f(f(x[i]) - f(means[ch])) / (Math.sqrt(f(variances[ch])) + f(1e-6))) * f(scales[ch]));
+      expect(Math.abs(out[i] - want)).toBeLessThanOrEqual(4e-7 * Math.max(1, Math.abs(want)));
+    }
+    kb.free(t);
   });
 });
 

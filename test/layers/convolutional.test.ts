@@ -25,9 +25,9 @@ describe('convolutional: parse', () => {
 
   test('pad=1 means padding = size / 2, overriding padding=', () => {
     expect(conv({ size: 5, pad: 1, padding: 7 }).spec.padding).toBe(2);
-    const o = section('conv', { size: 5, pad: 1, padding: 7, xnor: 1 });
+    const o = section('conv', { size: 5, pad: 1, padding: 7, colour: 1 });
     convolutional.parse(o, context({ batch: 1, h: 6, w: 6, c: 1 }), COMMON);
-    expect(o.unused().map((l) => l.key)).toEqual(['xnor']);
+    expect(o.unused().map((l) => l.key)).toEqual(['colour']);
     expect(conv({ size: 4, pad: 1 }).spec.padding).toBe(2);
     expect(conv({ size: 3, padding: 3 }).spec).toMatchObject({ padding: 3, outH: 10, outW: 9 });
   });
@@ -155,7 +155,7 @@ describe('convolutional: batch norm statistics', () => {
     k.upload(layer.biases, [0.5]);
     k.upload(layer.bn!.scales, [2]);
     layer.forward(netState(k, input, null, false));
-    Array.from(k.read(layer.output)).forEach((v, i) => expect(v).toBeCloseTo(2 * (x[i] - rm) / Math.sqrt(rv + 1e-5) + 0.5, 10));
+    Array.from(k.read(layer.output)).forEach((v, i) => expect(v).toBeCloseTo(2 * (x[i] - rm) / (Math.sqrt(rv) + 1e-6) + 0.5, 10));
   });
 });
 
