@@ -21,6 +21,8 @@ interface Section {
 }
 
 const NET_NAMES = ['net', 'network'];
+/** darknet's recurrent sections: refused by name (this engine has no recurrent layers). */
+const RECURRENT_NAMES = ['rnn', 'gru', 'lstm', 'crnn'];
 const POLICIES: readonly Policy[] = ['constant', 'step', 'steps', 'exp', 'poly', 'random', 'sigmoid'];
 
 /**
@@ -216,6 +218,9 @@ function parseLayer(
   const def = SECTIONS.get(s.name);
   if (!def) {
     if (NET_NAMES.includes(s.name)) throw fileError(file, s.line, `[${s.name}] may only be the first section`);
+    if (RECURRENT_NAMES.includes(s.name)) {
+      throw fileError(file, s.line, `[${s.name}] is a recurrent layer: recurrent layers (rnn, gru, lstm, crnn) are out of scope for darknet-ts`);
+    }
     throw fileError(file, s.line, `unknown section [${excerpt(s.name)}]; known: ${[...SECTIONS.keys()].join(', ')}`);
   }
   const o = new Options(file, s.name, s.line, s.options);

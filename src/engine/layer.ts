@@ -1,4 +1,4 @@
-import { ACTIVATIONS, type Activation, type Kernels, type Tensor } from '../kernels/types';
+import { ACTIVATIONS, GRADIENT_FROM_INPUT, type Activation, type Kernels, type Tensor } from '../kernels/types';
 import type { Options } from '../cfg/options';
 
 /**
@@ -10,7 +10,8 @@ import type { Options } from '../cfg/options';
 
 export type LayerType =
   | 'convolutional' | 'connected' | 'maxpool' | 'avgpool' | 'softmax' | 'dropout'
-  | 'cost' | 'route' | 'shortcut' | 'batchnorm';
+  | 'cost' | 'route' | 'shortcut' | 'batchnorm' | 'crop' | 'reorg' | 'local' | 'normalization'
+  | 'l2norm' | 'logistic' | 'upsample' | 'deconvolutional';
 
 /** What a layer sees of the layers before it while it is parsed. */
 export interface ParseContext {
@@ -128,9 +129,10 @@ export interface Layer {
    */
   setMask?(mask: ArrayLike<number> | null): void;
   /**
-   * Layers with a sparse inference path (connected): run inference on the compressed
-   * weights (`on`), densely (`off`), or sparsely when enough weights are 0 (`auto`).
-   * Returns whether the sparse path is now in use. Training always runs densely.
+   * Layers with a sparse path (convolutional, connected): run on the compressed weights
+   * (`on`), densely (`off`), or sparsely when enough weights are 0 (`auto`). Inference and
+   * training with frozen zeros (a mask set) both use it. Returns whether the sparse path
+   * is now in use.
    */
   setSparse?(mode: SparseMode): boolean;
   /** The parameters were replaced from outside (a loaded file): drop anything derived from them. */
@@ -178,6 +180,9 @@ export function baseSpec(
  * relu on an unknown name; a typo silently changing the model is worse, so we refuse).
  * @example const act = activationOption(o, 'logistic'); // conv and connected default
  */
-export function activationOption(o: Options, fallback: Activation): Activation {
-  return o.choice('activation', fallback, ACTIVATIONS);
+export function activationOption(o: Options, fallback: Activation, keepsInput = true): Activation {
+  const a = o.choice('activation', fallback, ACTIVATIONS);
+  // mish's gradient needs the activation's input; only layers that keep it may use it
+  if (!keepsInput && GRADIENT_FROM_INPUT.has(a)) throw o.error(`activation=${a} is not supported in [${o.section}]`, 'activation');
+  return a;
 }

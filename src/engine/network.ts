@@ -84,10 +84,11 @@ export class Network {
   }
 
   /**
-   * Where zero weights are skipped at inference (`--sparse`): `on` every layer that has a
-   * sparse path, `auto` those with enough zeros, `off` none. Returns the indexes of the
-   * layers now running sparsely. Training always runs densely; the compressed copies are
-   * made again after updates and loads.
+   * Where zero weights are skipped (`--sparse`): `on` every layer that has a sparse path
+   * (connected, convolutional with groups=1, on a backend with k.sparse), `auto` those with
+   * enough zeros, `off` none. Returns the indexes of the layers now running sparsely.
+   * Inference runs sparsely there; training too where a mask freezes the zeros. The
+   * compressed copies are made again after updates and loads.
    */
   setSparse(mode: SparseMode): number[] {
     const sparse: number[] = [];
@@ -172,12 +173,14 @@ export class Network {
   /**
    * Runs every layer on `this.input`. With a truth, loss layers compute their cost and
    * delta; returns darknet's network cost (mean over loss layers of their summed loss),
-   * or 0 without a truth.
+   * or 0 without a truth. Only a training forward (`train`) clears the deltas, so
+   * `backward` follows a training forward.
    */
   forward(train: boolean, withTruth: boolean): number {
     const net = this.state(train, withTruth);
     for (const l of this.layers) {
-      this.k.fill(l.delta, 0);
+      // backward adds into the deltas; inference never reads them
+      if (train) this.k.fill(l.delta, 0);
       l.forward(net);
       net.input = l.output;
     }

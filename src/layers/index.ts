@@ -5,15 +5,24 @@ import { batchnorm } from './batchnorm';
 import { connected } from './connected';
 import { convolutional } from './convolutional';
 import { cost } from './cost';
+import { crop } from './crop';
+import { deconvolutional } from './deconvolutional';
 import { dropout } from './dropout';
+import { l2norm } from './l2norm';
+import { local } from './local';
+import { logistic } from './logistic';
 import { maxpool } from './maxpool';
+import { normalization } from './normalization';
+import { reorg } from './reorg';
 import { route } from './route';
 import { shortcut } from './shortcut';
 import { softmax } from './softmax';
+import { upsample } from './upsample';
 
 /** Every layer type this engine builds. */
 export const DEFINITIONS: readonly LayerDefinition<any>[] = [
   convolutional, connected, maxpool, avgpool, softmax, dropout, cost, route, shortcut, batchnorm,
+  crop, reorg, local, normalization, l2norm, logistic, upsample, deconvolutional,
 ];
 
 /**

@@ -48,7 +48,7 @@ function parse(o: Options, ctx: ParseContext, common: CommonSpec): ShortcutSpec 
     throw o.error(`shortcut from layer ${from} (${shape(f.outW, f.outH, f.outC)}) does not fit its input (${shape(ctx.w, ctx.h, ctx.c)}): `
       + 'width and height must scale by the same whole factor', 'from');
   }
-  const activation = activationOption(o, 'linear');
+  const activation = activationOption(o, 'linear', false);
   const alpha = o.float('alpha', 1);
   const beta = o.float('beta', 1);
   const n4 = (x: number) => String(x).padStart(4);

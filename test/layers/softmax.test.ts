@@ -33,9 +33,9 @@ describe('softmax parse', () => {
     expect(spec.describe).toBe('softmax                                          10');
   });
 
-  test('tree= is unsupported, at its line', () => {
-    expect(() => softmax.parse(section('softmax', { tree: 'data/9k.tree' }), context({ batch: 1, h: 1, w: 1, c: 10 }), COMMON))
-      .toThrow('t.cfg:4: [softmax] tree= (hierarchical softmax) is not supported');
+  test('a tree= file that cannot be read is an error naming it, at its line', () => {
+    expect(() => softmax.parse(section('softmax', { tree: 'no-such-dir/9k.tree' }), context({ batch: 1, h: 1, w: 1, c: 10 }), COMMON))
+      .toThrow("t.cfg:4: softmax tree file 'no-such-dir/9k.tree' cannot be read");
   });
 
   test('groups must divide the inputs', () => {
