@@ -1,4 +1,5 @@
 import * as fs from 'fs';
+import * as path from 'path';
 import type { NetworkSpec } from '../cfg/config';
 import { parseCfg, readCfg } from '../cfg/parser';
 import { augmentationOf } from '../data/augment';
@@ -7,7 +8,7 @@ import { mulberry32 } from '../engine/random';
 import { silentReporter, type Reporter } from '../engine/reporter';
 import type { BatchSource } from '../engine/train';
 import { DarknetError } from '../errors';
-import { atomicWrite, checkWritableFile } from '../io/files';
+import { atomicWrite, checkOutputDir, checkWritableFile } from '../io/files';
 import type { WeightsFile } from '../io/weights';
 import type { BackendChoice } from '../kernels/backend';
 import type { Kernels } from '../kernels/types';
@@ -15,10 +16,17 @@ import {
   CRITERIA, formatChannelReport, hostScores, modelSize, parseLayerKeep, pruneChannels, taylorScores,
   type ChannelScores, type Criterion, type KeepRule, type PruneChannelsResult,
 } from '../prune/channels';
-import type { Side } from '../prune/channels/report';
+import { evaluatorOn, formatBudget, planForBudget, type BudgetResult } from '../prune/channels/budget';
+import { channelGraph } from '../prune/channels/graph';
+import { layerName } from '../prune/channels/layers';
+import { channelLoop, formatChannelRound, type ChannelRoundResult, type ChannelTarget } from '../prune/channels/loop';
+import {
+  channelAccuracyChart, channelFiltersChart, channelReportCsv, channelSpeedChart, type ChannelPruneReport, type Side,
+} from '../prune/channels/report';
+import { Interrupted } from './interrupt';
 import { integer, MAX_COUNT, real } from './args';
 import {
-  buildNetwork, loadKernels, loadWeights, readDataConfig, requireFinite, saveWeights, shapeOf, trainSource,
+  buildNetwork, closeSource, loadClassifierSpec, loadKernels, loadWeights, readDataConfig, requireFinite, saveWeights, shapeOf, trainSource, validSource,
 } from './load';
 import { reporterOf, verb } from './verb';
 
@@ -38,23 +46,32 @@ export interface ChannelsCommand {
   keep?: number;
   layerKeep?: string;
   flops?: number;
+  /** batch-1 latency budget in ms (greedy, measured) */
+  latencyMs?: number;
+  /** --flops: the same fraction for every layer instead of greedy per-layer ratios */
+  uniform?: boolean;
+  /** greedy budgets: validation images the sensitivity scan evaluates on (default 1000) */
+  scanImages?: number;
   criterion: Criterion;
   roundTo?: number;
-  /** taylor: the .data file whose training images are scored on */
+  /** taylor: the .data file whose training images are scored on; greedy budgets: its validation images */
   dataFile?: string;
   /** taylor: training batches (of the cfg's batch) to average over */
   batches?: number;
   seed?: number;
   backend?: BackendChoice;
   reporter?: Reporter;
-  /** tests: kernels and training images instead of --backend and the .data file's list */
+  /** tests: kernels and training / validation images instead of --backend and the .data file's lists */
   kernels?: Kernels;
   trainSource?: ImageSource;
+  evalSource?: ImageSource;
 }
 
 export interface ChannelsOutcome {
   result: PruneChannelsResult;
   rule: KeepRule;
+  /** greedy budgets: the scan and the ratios chosen */
+  budget?: BudgetResult;
   dense: Side;
   shrunk: Side;
   cfgOut: string;
@@ -69,13 +86,19 @@ export function outputFiles(out: string): { cfg: string; weights: string } {
 
 export async function channelsCommand(o: ChannelsCommand): Promise<ChannelsOutcome> {
   const reporter = o.reporter ?? silentReporter;
-  const given = ([['keep', o.keep], ['layer-keep', o.layerKeep], ['flops', o.flops]] as const).filter(([, v]) => v !== undefined).map(([k]) => `--${k}`);
-  if (given.length !== 1) throw new DarknetError(`prune channels: give exactly one of --keep, --layer-keep, --flops (got ${given.length ? given.join(', ') : 'none'})`);
+  const given = ([['keep', o.keep], ['layer-keep', o.layerKeep], ['flops', o.flops], ['latency-ms', o.latencyMs]] as const).filter(([, v]) => v !== undefined).map(([k]) => `--${k}`);
+  if (given.length !== 1) throw new DarknetError(`prune channels: give exactly one of --keep, --layer-keep, --flops, --latency-ms (got ${given.length ? given.join(', ') : 'none'})`);
+  if (o.uniform && o.flops === undefined) throw new DarknetError('--uniform goes with --flops (the same fraction for every layer)');
+  const greedy = o.latencyMs !== undefined || (o.flops !== undefined && !o.uniform);
+  if (greedy && o.dataFile === undefined && !o.evalSource) {
+    throw new DarknetError(`${given[0]} picks per-layer ratios from a sensitivity scan on validation images: add --data <.data file>` +
+      (o.flops !== undefined ? ', or --uniform for the same fraction in every layer' : ''));
+  }
   if (o.criterion === 'taylor' && o.dataFile === undefined && !o.trainSource) {
     throw new DarknetError('--criterion taylor scores filters on training images: add --data <.data file>');
   }
-  if (o.criterion !== 'taylor' && o.dataFile !== undefined) {
-    throw new DarknetError(`--data is read by --criterion taylor only (now --criterion ${o.criterion})`);
+  if (o.criterion !== 'taylor' && !greedy && o.dataFile !== undefined) {
+    throw new DarknetError(`--data is read by --criterion taylor and by the greedy budgets (--flops without --uniform, --latency-ms) only`);
   }
   const files = outputFiles(o.out);
   for (const f of [files.cfg, files.weights]) {
@@ -90,9 +113,9 @@ export async function channelsCommand(o: ChannelsCommand): Promise<ChannelsOutco
   if (data && data.classes !== classes) {
     throw new DarknetError(`${o.cfgFile}: the last layer has ${classes} outputs but ${o.dataFile} says classes=${data.classes}`);
   }
-  const rule: KeepRule = o.keep !== undefined ? { kind: 'uniform', keep: o.keep }
-    : o.flops !== undefined ? { kind: 'flops', fraction: o.flops }
-      : { kind: 'layers', keep: parseLayerKeep(o.layerKeep!, spec) };
+  let rule: KeepRule = o.keep !== undefined ? { kind: 'uniform', keep: o.keep }
+    : o.flops !== undefined && o.uniform ? { kind: 'flops', fraction: o.flops }
+      : { kind: 'layers', keep: o.layerKeep !== undefined ? parseLayerKeep(o.layerKeep, spec) : new Map() };
   const weights = loadWeights(o.weightsFile, spec);
   requireFinite(weights, spec, o.weightsFile);
 
@@ -105,6 +128,11 @@ export async function channelsCommand(o: ChannelsCommand): Promise<ChannelsOutco
     scores = h.scores;
   }
 
+  let budget: BudgetResult | undefined;
+  if (greedy) {
+    budget = await greedyBudget(cfgText, spec, weights, scores, o, reporter, () => validSource(data!, spec, o.scanImages ?? 1000));
+    rule = { kind: 'layers', keep: budget.ratios };
+  }
   const result = pruneChannels(cfgText, spec, weights, { rule, scores, roundTo: o.roundTo, file: files.cfg });
   for (const n of result.notes) reporter.warn(n);
   if (result.changes.length === 0) reporter.warn('no filter was removed: the shrunk model is the dense one');
@@ -116,11 +144,30 @@ export async function channelsCommand(o: ChannelsCommand): Promise<ChannelsOutco
   return {
     result,
     rule,
+    budget,
     dense: { spec, size: { ...modelSize(spec, weights), bytes: fs.statSync(o.weightsFile).size } },
     shrunk: { spec: written, size: { ...modelSize(written, writtenWeights), bytes: fs.statSync(files.weights).size } },
     cfgOut: files.cfg,
     weightsOut: files.weights,
   };
+}
+
+/** The greedy per-layer ratios for --flops / --latency-ms, from a scan on the first validation images. */
+async function greedyBudget(
+  cfgText: string, spec: NetworkSpec, weights: WeightsFile, scores: ChannelScores, o: ChannelsCommand, reporter: Reporter, listSource: () => ImageSource,
+): Promise<BudgetResult> {
+  const k = o.kernels ?? (await loadKernels(o.backend, reporter));
+  const source = o.evalSource ?? listSource();
+  try {
+    reporter.info(`sensitivity scan: each layer alone at each keep level, top-1 on ${Math.min(source.count, o.scanImages ?? 1000)} validation images`);
+    return await planForBudget(cfgText, spec, weights, channelGraph(spec), {
+      flops: o.latencyMs === undefined ? o.flops : undefined, latencyMs: o.latencyMs, scores, kernels: k, roundTo: o.roundTo, reporter,
+      evaluator: evaluatorOn(k, o.evalSource ? firstImages(source, o.scanImages ?? 1000) : source),
+    });
+  } finally {
+    if (!o.evalSource) await closeSource(source);
+    if (!o.kernels) k.dispose();
+  }
 }
 
 /** Taylor scores from `batches` training batches, on a network built on the chosen backend. */
@@ -161,22 +208,154 @@ export const channels = verb({
       .positional('out', { type: 'string', demandOption: true, describe: 'writes <out>.cfg and <out>.weights' })
       .option('keep', { type: 'string', coerce: real('keep', { min: 0, max: 1, exclusiveMin: true }), describe: 'keep this fraction of the filters of every conv and connected layer but the last' })
       .option('layer-keep', { type: 'string', describe: 'per-layer fractions to keep, by index or name, e.g. conv1=0.5,fc1=0.25' })
-      .option('flops', { type: 'string', coerce: real('flops', { min: 0, max: 1, exclusiveMin: true }), describe: 'keep the same fraction of every layer, the largest whose FLOPs are at most this x dense' })
+      .option('flops', { type: 'string', coerce: real('flops', { min: 0, max: 1, exclusiveMin: true }), describe: 'FLOPs at most this x dense: per-layer ratios from a sensitivity scan on --data\'s validation images (greedy: least top-1 lost per FLOP saved)' })
+      .option('uniform', { type: 'boolean', default: false, describe: 'with --flops: the same fraction for every layer (no scan, no --data)' })
+      .option('latency-ms', { type: 'string', coerce: real('latency-ms', { min: 0, max: 1e6, exclusiveMin: true }), describe: 'measured batch-1 latency at most this many ms (greedy, like --flops; needs --data)' })
+      .option('scan-images', { type: 'string', default: '1000', coerce: integer('scan-images', { min: 1, max: MAX_COUNT }), describe: 'greedy budgets: validation images the scan evaluates on' })
       .option('criterion', { choices: CRITERIA, default: 'l1' as Criterion, describe: 'rank filters by L1 of their weights, batch-norm |gamma|, or Taylor |activation x gradient| (needs --data)' })
       .option('round-to', { type: 'string', default: '1', coerce: integer('round-to', { min: 1, max: 1024 }), describe: 'kept filters a multiple of this (4 or 8 suit SIMD kernels)' })
-      .option('data', { type: 'string', describe: 'with --criterion taylor: the .data file whose training images are scored on' })
+      .option('data', { type: 'string', describe: 'the .data file: --criterion taylor scores on its training images, --flops / --latency-ms scan on its validation images' })
       .option('batches', { type: 'string', default: '10', coerce: integer('batches', { min: 1, max: MAX_COUNT }), describe: 'with --criterion taylor: training batches to average over' })
       .option('seed', { type: 'string', default: '1', coerce: integer('seed', { min: 0, max: 2 ** 32 - 1 }) }),
   async run(args, io) {
     const r = await channelsCommand({
       cfgFile: args.cfg, weightsFile: args.weights, out: args.out, keep: args.keep, layerKeep: args['layer-keep'], flops: args.flops,
       criterion: args.criterion as Criterion, roundTo: args['round-to'], dataFile: args.data, batches: args.batches, seed: args.seed,
-      backend: args.backend, reporter: reporterOf(io),
+      backend: args.backend, reporter: reporterOf(io), latencyMs: args['latency-ms'], uniform: args.uniform, scanImages: args['scan-images'],
     });
     const how = r.rule.kind === 'flops'
       ? `, every layer keeping ${(100 * r.result.keep!).toFixed(1)}% (uniform, the most that fits --flops ${r.rule.fraction})`
       : '';
     io.out(formatChannelReport(r.dense, r.shrunk));
+    if (r.budget) io.out(formatBudget(r.dense.spec, r.budget));
     io.out(`criterion ${args.criterion}${how}\nwrote ${r.cfgOut} and ${r.weightsOut}\n`);
   },
 });
+
+// ---------------------------------------------------------------------------------------
+// `prune <data> <cfg> <weights> --structure channel`: the iterative loop (prune/channels/loop.ts)
+
+export interface ChannelPruneCommand {
+  dataFile: string;
+  cfgFile: string;
+  weights: string;
+  /** folder for `<cfg>_round<N>.cfg` + `.weights` and the reports */
+  out: string;
+  target: ChannelTarget;
+  allocation: 'greedy' | 'uniform';
+  criterion: Criterion;
+  rounds: number;
+  retrainBatches: number;
+  lrScale: number;
+  roundTo?: number;
+  /** evaluate on the first N valid images (default all) */
+  evalImages?: number;
+  /** greedy scan on the first N valid images (default 1000) */
+  scanImages?: number;
+  taylorBatches?: number;
+  /** false: skip the speed measurements */
+  speed?: boolean;
+  backend?: BackendChoice;
+  seed?: number;
+  reporter?: Reporter;
+  signal?: AbortSignal;
+  /** tests: kernels and images instead of --backend and the .data file's lists */
+  kernels?: Kernels;
+  evalSource?: ImageSource;
+  trainSource?: ImageSource;
+}
+
+const LOOP_REPORT = 'report.json';
+
+function saveLoopReport(out: string, report: ChannelPruneReport): void {
+  atomicWrite(path.join(out, LOOP_REPORT), JSON.stringify(report, null, 2) + '\n');
+  atomicWrite(path.join(out, 'report.csv'), channelReportCsv(report));
+  if (report.history.length === 0) return;
+  atomicWrite(path.join(out, 'accuracy.png'), channelAccuracyChart(report));
+  atomicWrite(path.join(out, 'speed.png'), channelSpeedChart(report));
+  atomicWrite(path.join(out, 'filters.png'), channelFiltersChart(report));
+}
+
+/** The first `n` images of a source (the greedy scan's quick evaluation set). */
+function firstImages(source: ImageSource, n: number): ImageSource {
+  if (n >= source.count) return source;
+  return {
+    count: n, label: (i) => source.label(i), load: (i) => source.load(i), problem: (i) => source.problem(i), name: (i) => source.name(i),
+    prefetch: (ix) => source.prefetch?.(ix),
+  };
+}
+
+export async function channelPruneCommand(o: ChannelPruneCommand): Promise<ChannelPruneReport> {
+  const reporter = o.reporter ?? silentReporter;
+  const data = readDataConfig(o.dataFile);
+  const cfgText = readText(o.cfgFile);
+  const spec = loadClassifierSpec(o.cfgFile, data.classes, silentReporter);
+  if (o.target.kind === 'keep' && o.allocation === 'greedy') {
+    throw new DarknetError('--keep sets the same final fraction for every layer; greedy per-layer ratios come with --target-flops');
+  }
+  checkOutputDir(o.out);
+  const dense = loadWeights(o.weights, spec);
+  requireFinite(dense, spec, o.weights);
+  const base = path.basename(o.cfgFile).replace(/\.cfg$/, '');
+  const k = o.kernels ?? (await loadKernels(o.backend, reporter));
+  let evalSource: ImageSource | undefined;
+  let train: ImageSource | undefined;
+  try {
+    evalSource = o.evalSource ?? validSource(data, spec, o.evalImages);
+    train = o.trainSource ?? trainSource(data, spec);
+    const batches = new TrainBatches(train, spec.net.batch, data.classes, shapeOf(spec), mulberry32((o.seed ?? 1) + 7919), augmentationOf(spec.net, false), (m) => reporter.warn(m));
+    const report: ChannelPruneReport = {
+      version: 1, structure: 'channel', cfg: o.cfgFile, data: o.dataFile, start: o.weights, criterion: o.criterion, target: o.target,
+      allocation: o.allocation, rounds: o.rounds, retrainBatches: o.retrainBatches, lrScale: o.lrScale, roundTo: o.roundTo ?? 1,
+      dense: undefined as unknown as ChannelPruneReport['dense'], history: [],
+    };
+    const result = await channelLoop({
+      cfgText, spec, weights: dense, kernels: k, target: o.target, rounds: o.rounds, allocation: o.allocation, criterion: o.criterion,
+      roundTo: o.roundTo, retrainBatches: o.retrainBatches, lrScale: o.lrScale, batches, epochSize: train.count, evalSource,
+      scanSource: firstImages(evalSource, o.scanImages ?? 1000), taylorBatches: o.taylorBatches, speed: o.speed === false ? false : undefined,
+      seed: o.seed, signal: o.signal, reporter,
+      onRound(r, model) {
+        const cfgFile = path.join(o.out, `${base}_round${r.round}.cfg`);
+        const weightsFile = path.join(o.out, `${base}_round${r.round}.weights`);
+        atomicWrite(cfgFile, model.cfgText);
+        saveWeights(weightsFile, model.weights, model.spec);
+        // Every size in the report is counted again from the files as written.
+        const written = readCfg(cfgFile);
+        const params = written.layers.reduce((s, l) => s + l.params.reduce((t, p) => t + p.size, 0), 0);
+        const flops = written.layers.reduce((s, l) => s + l.flops, 0);
+        const bytes = fs.statSync(weightsFile).size;
+        loadWeights(weightsFile, written);
+        if (params !== r.params || flops !== r.flops || bytes !== r.bytes) {
+          throw new Error(`${cfgFile}: written ${params} params, ${flops} FLOPs, ${bytes} bytes; the round counted ${r.params}, ${r.flops}, ${r.bytes}`);
+        }
+        report.history.push({ ...r, cfgFile, weightsFile });
+        saveLoopReport(o.out, report);
+        reporter.info(formatChannelRound(report.dense, o.rounds, r));
+        if (r.budget) reporter.info(formatRoundBudget(written, r));
+      },
+      onDense(d) {
+        report.dense = d;
+        saveLoopReport(o.out, report);
+      },
+    });
+    report.dense = result.dense;
+    if (result.interrupted) {
+      report.interrupted = true;
+      saveLoopReport(o.out, report);
+      const last = report.history[report.history.length - 1];
+      throw new Interrupted(`interrupted: ${report.history.length} of ${o.rounds} rounds done in ${o.out}` +
+        (last ? `; the last finished model is ${last.cfgFile} + ${last.weightsFile} (start a new run from it to go on)` : ''), null);
+    }
+    return report;
+  } finally {
+    for (const [source, given] of [[evalSource, o.evalSource], [train, o.trainSource]] as const) if (source && !given) await closeSource(source);
+    if (!o.kernels) k.dispose();
+  }
+}
+
+/** The greedy allocation of a round: keep fractions (of the round's input) per layer against uniform. */
+function formatRoundBudget(spec: NetworkSpec, r: ChannelRoundResult): string {
+  const b = r.budget!;
+  return `  per-layer keep this round (sensitivity scan, greedy)${b.uniformKeep !== undefined ? `; uniform would keep ${(100 * b.uniformKeep).toFixed(1)}% everywhere` : ''}: ` +
+    b.ratios.map(([l, keep]) => `${layerName(spec, l)} ${(100 * keep).toFixed(0)}%`).join(', ');
+}

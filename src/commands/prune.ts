@@ -20,12 +20,13 @@ import { sparsityOf } from '../prune/stats';
 import { applyThreshold, fractionRules, parseLayerSparsity, type ThresholdRule, type ThresholdRules } from '../prune/threshold';
 import { formatSummary, weightsColumns } from '../report/summary';
 import { integer, MAX_COUNT, real } from './args';
-import { channels } from './channels';
+import { CRITERIA, type Criterion } from '../prune/channels';
+import { channelPruneCommand, channels } from './channels';
 import { Interrupted, withInterrupt } from './interrupt';
 import {
   buildNetwork, closeSource, loadClassifierSpec, loadKernels, loadWeights, readDataConfig, requireFinite, saveWeights, shapeOf, trainSource, validSource, withBatch,
 } from './load';
-import { reporterOf, verb, type Group } from './verb';
+import { reporterOf, verb, type Group, type Io } from './verb';
 
 /**
  * `prune` (the prune-retrain recipe) and `prune threshold`. The command reads the .data,
@@ -283,7 +284,7 @@ const thresholdVerb = verb({
 
 const pruneVerb = verb({
   command: '$0 <data> <cfg> <weights>',
-  describe: 'the prune-retrain recipe: threshold, evaluate, retrain with frozen zeros, evaluate, save; round after round',
+  describe: 'the prune-retrain recipe: threshold, evaluate, retrain with frozen zeros, evaluate, save; round after round (--structure channel: remove whole filters, a smaller model per round)',
   builder: (y) =>
     y
       .positional('data', { type: 'string', demandOption: true, describe: 'darknet .data file' })
@@ -299,9 +300,18 @@ const pruneVerb = verb({
       .option('layer-sparsity', { type: 'string', describe: 'final per-layer rates for --mode sensitivity, e.g. conv1=0.3,fc1=0.95' })
       .option('out', { type: 'string', describe: 'folder for round weights and reports (default: weights/prune-<cfg>)' })
       .option('eval-images', { type: 'string', coerce: integer('eval-images', { min: 1, max: MAX_COUNT }), describe: 'evaluate on the first N valid images (default: all)' })
-      .option('seed', { type: 'string', default: '1', coerce: integer('seed', { min: 0, max: 2 ** 32 - 1 }) }),
+      .option('seed', { type: 'string', default: '1', coerce: integer('seed', { min: 0, max: 2 ** 32 - 1 }) })
+      .option('structure', { choices: ['weight', 'channel'] as const, default: 'weight' as const, describe: 'weight: zero single weights (the recipe above); channel: remove whole filters, a smaller cfg + weights per round' })
+      .option('target-flops', { type: 'string', coerce: real('target-flops', { min: 0, max: 1, exclusiveMin: true }), describe: '--structure channel: final FLOPs at most this x dense' })
+      .option('keep', { type: 'string', coerce: real('keep', { min: 0, max: 1, exclusiveMin: true }), describe: '--structure channel: every layer keeps this fraction of its filters at the end (uniform)' })
+      .option('uniform', { type: 'boolean', default: false, describe: '--structure channel with --target-flops: the same fraction per layer instead of greedy per-layer ratios from a sensitivity scan' })
+      .option('criterion', { choices: CRITERIA, default: 'l1' as Criterion, describe: '--structure channel: rank filters by L1, batch-norm |gamma| or Taylor' })
+      .option('round-to', { type: 'string', default: '1', coerce: integer('round-to', { min: 1, max: 1024 }), describe: '--structure channel: kept filters a multiple of this' })
+      .option('scan-images', { type: 'string', default: '1000', coerce: integer('scan-images', { min: 1, max: MAX_COUNT }), describe: '--structure channel, greedy: validation images per scan evaluation' })
+      .option('speed', { type: 'boolean', default: true, describe: '--structure channel: measure each round\'s images/s and latency (--no-speed to skip)' }),
   async run(args, io) {
     const out = args.out ?? path.join('weights', `prune-${path.basename(args.cfg).replace(/\.cfg$/, '')}`);
+    if (args.structure === 'channel') return runChannelLoop(args, out, io);
     const report = await withInterrupt((l) => io.err(`${l}\n`), async (i) => {
       try {
         return await pruneCommand({
@@ -322,6 +332,47 @@ const pruneVerb = verb({
       : `no round finished; ${out}\n`);
   },
 });
+
+/** The parsed arguments `prune --structure channel` reads. */
+interface ChannelLoopArgs {
+  data: string; cfg: string; weights: string; backend?: BackendChoice; seed: number; rounds: number; 'retrain-batches': number; 'lr-scale': number;
+  mode: string; sensitivity?: string; 'layer-sparsity'?: string; 'eval-images'?: number;
+  'target-flops'?: number; keep?: number; uniform: boolean; criterion: string; 'round-to': number; 'scan-images': number; speed: boolean;
+}
+
+/** `prune --structure channel`: the options the weight recipe reads are refused, the loop runs, a last line sums it up. */
+async function runChannelLoop(args: ChannelLoopArgs, out: string, io: Io): Promise<void> {
+  const given = (['target-flops', 'keep'] as const).filter((key) => args[key] !== undefined).map((key) => `--${key}`);
+  if (given.length !== 1) throw new DarknetError(`prune --structure channel: give exactly one of --target-flops, --keep (got ${given.length ? given.join(', ') : 'none'})`);
+  for (const key of ['mode', 'sensitivity', 'layer-sparsity'] as const) {
+    if (key === 'mode' ? args.mode !== 'uniform' : args[key] !== undefined) throw new DarknetError(`--${key} is for --structure weight`);
+  }
+  if (args.uniform && args['target-flops'] === undefined) throw new DarknetError('--uniform goes with --target-flops');
+  const report = await withInterrupt((l) => io.err(`${l}\n`), async (i) => {
+    try {
+      return await channelPruneCommand({
+        dataFile: args.data, cfgFile: args.cfg, weights: args.weights, out,
+        target: args.keep !== undefined ? { kind: 'keep', fraction: args.keep } : { kind: 'flops', fraction: args['target-flops']! },
+        allocation: args.keep !== undefined || args.uniform ? 'uniform' : 'greedy', criterion: args.criterion as Criterion,
+        rounds: args.rounds, retrainBatches: args['retrain-batches'], lrScale: args['lr-scale'], roundTo: args['round-to'],
+        evalImages: args['eval-images'], scanImages: args['scan-images'], speed: args.speed, backend: args.backend, seed: args.seed,
+        reporter: reporterOf(io), signal: i.signal,
+      });
+    } catch (e) {
+      if (e instanceof Interrupted) throw new Interrupted(e.message, i.received);
+      throw e;
+    }
+  });
+  const d = report.dense;
+  const last = report.history[report.history.length - 1];
+  const x = (a: number, b: number) => `${(a / b).toFixed(1)}x`;
+  io.out(last
+    ? `${x(d.params, last.params)} fewer parameters, ${x(d.flops, last.flops)} fewer FLOPs, top-1 ${(100 * last.top1).toFixed(2)}% (dense ${(100 * d.top1).toFixed(2)}%)` +
+      (Number.isFinite(last.speed.inferImagesPerSecond)
+        ? `, ${x(last.speed.inferImagesPerSecond, d.speed.inferImagesPerSecond)} inference and ${x(last.speed.trainImagesPerSecond, d.speed.trainImagesPerSecond)} training images/s`
+        : '') + `; ${report.history.length}/${report.rounds} rounds in ${out} (${last.cfgFile})\n`
+    : `no round finished; ${out}\n`);
+}
 
 export const prune: Group = {
   command: 'prune',

@@ -2,6 +2,7 @@ import type { NetworkSpec } from '../cfg/config';
 import type { LayerSpec } from '../engine/layer';
 import { sparsityOf } from '../prune/stats';
 import type { WeightsFile } from '../io/weights';
+import { DarknetError } from '../errors';
 
 /**
  * darknet's layer table (what parse_network_cfg prints while it builds a network), with
@@ -102,6 +103,52 @@ export function weightsColumns(spec: NetworkSpec, w: WeightsFile): SummaryColumn
         ['sparsity', pct(report.total.sparsity)],
         ['compression', `${report.total.compression.toFixed(1)}x fewer weights`],
         ['effective BFLOPs', `${formatBflops(report.total.effectiveFlops)} (zero weights skipped)`],
+      ],
+    },
+  ];
+}
+
+/** Filters of a conv (or [batchnorm]) layer, outputs of a connected layer; undefined for others. */
+function filtersOf(l: LayerSpec): number | undefined {
+  if (l.type === 'convolutional' || l.type === 'batchnorm') return l.outC;
+  if (l.type === 'connected') return l.outputs;
+  return undefined;
+}
+
+/**
+ * The columns `summary <new.cfg> --compare <old.cfg>` adds: per layer, filters old -> new
+ * and the old parameter count, then the totals of both and the factors. The two cfgs must
+ * have the same layers in the same order (what `prune channels` writes).
+ * @example formatSummary(small, compareColumns(readCfg('cfg/lenet.cfg'), small));
+ */
+export function compareColumns(old: NetworkSpec, spec: NetworkSpec, oldName = 'old'): SummaryColumn[] {
+  if (old.layers.length !== spec.layers.length || old.layers.some((l, i) => l.type !== spec.layers[i].type)) {
+    const at = old.layers.findIndex((l, i) => l.type !== spec.layers[i]?.type);
+    throw new DarknetError(`--compare ${old.file}: its layers differ from ${spec.file}'s ` +
+      (at >= 0 ? `(layer ${at} is ${old.layers[at].type} there, ${spec.layers[at]?.type ?? 'missing'} here)` : `(${old.layers.length} layers there, ${spec.layers.length} here)`));
+  }
+  const oldParams = old.layers.reduce((s, l) => s + layerParams(l), 0);
+  const newParams = spec.layers.reduce((s, l) => s + layerParams(l), 0);
+  const oldFlops = old.layers.reduce((s, l) => s + l.flops, 0);
+  const newFlops = spec.layers.reduce((s, l) => s + l.flops, 0);
+  const factor = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(1)}x` : '-');
+  // MFLOPs for MNIST-sized nets, BFLOPs past a billion (the unit of the larger model)
+  const flopsText = (f: number, scale: number) => (scale >= 1e9 ? `${(f / 1e9).toFixed(3)} BFLOPs` : `${(f / 1e6).toFixed(3)} MFLOPs`);
+  return [
+    {
+      header: `filters ${oldName} -> new`,
+      cell: (l) => {
+        const before = filtersOf(old.layers[l.index]);
+        const after = filtersOf(l);
+        return before === undefined || after === undefined ? '' : before === after ? String(after) : `${before} -> ${after}`;
+      },
+    },
+    {
+      header: `params ${oldName}`,
+      cell: (l) => groupThousands(layerParams(old.layers[l.index])),
+      totals: () => [
+        [`parameters ${oldName} -> new`, `${groupThousands(oldParams)} -> ${groupThousands(newParams)} (${factor(oldParams, newParams)} fewer)`],
+        [`FLOPs ${oldName} -> new`, `${flopsText(oldFlops, oldFlops)} -> ${flopsText(newFlops, oldFlops)} (${factor(oldFlops, newFlops)} fewer)`],
       ],
     },
   ];

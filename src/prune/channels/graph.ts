@@ -37,7 +37,7 @@ export interface ChannelGraph {
   outputs: Channel[][];
   /** the channels of the [net] input */
   input: Channel[];
-  /** per id, the filter that makes it; null for the input's channels */
+  /** per id, the filter that makes it; null for the input's channels and those of layers pruning does not know */
   owner: Array<Filter | null>;
   /** per layer that makes channels (convolutional, connected): the ids of its filters, in order */
   producers: Map<number, number[]>;
@@ -148,9 +148,17 @@ export function channelGraph(spec: NetworkSpec): ChannelGraph {
         }
         break;
       }
-      default:
-        protect(inCh, `${name}: a layer type channel pruning does not know`);
-        out = inCh.slice();
+      default: {
+        // crop, reorg, upsample, local, deconvolutional, normalization, l2norm, logistic...:
+        // what they read and what they make stay whole (fresh channels, none removable)
+        const why = `${name}: a layer type channel pruning does not know`;
+        protect(inCh, why);
+        const flat = l.outC <= 0 || l.outH * l.outW * l.outC !== l.outputs;
+        const count = flat ? l.outputs : l.outC;
+        const length = flat ? 1 : l.outH * l.outW;
+        out = Array.from({ length: count }, () => ({ id: newId(null), length }));
+        protect(out, why);
+      }
     }
     checkLayout(l, out);
     outputs.push(out);

@@ -23,7 +23,10 @@ export { CRITERIA, bnScores, l1Scores, taylorScores, type ChannelScores, type Cr
 export { channelGraph, type ChannelGraph } from './graph';
 export { planChannels, planForFlops, shrunkCost, type ChannelPlan, type KeepRatios } from './plan';
 export { shrink, type LayerChange, type ShrinkResult } from './surgery';
-export { formatChannelReport, modelSize, type ModelSize } from './report';
+export { formatChannelReport, modelSize, type ChannelPruneReport, type ModelSize } from './report';
+export { evaluatorOn, formatBudget, planForBudget, pruningUnits, SCAN_LEVELS, type BudgetOptions, type BudgetResult, type Evaluator } from './budget';
+export { measureSpeed, type Speed, type SpeedOptions } from './speed';
+export { channelLoop, formatChannelRound, type ChannelLoopOptions, type ChannelLoopResult, type ChannelModel, type ChannelRoundResult, type ChannelTarget } from './loop';
 
 /** What to keep. */
 export type KeepRule =

@@ -1,8 +1,11 @@
+import * as path from 'path';
 import type { NetworkSpec } from '../../cfg/config';
 import { formatBytes } from '../../cfg/memory';
 import type { LayerSpec } from '../../engine/layer';
 import { serializeWeights, type WeightsFile } from '../../io/weights';
+import { renderBarChart, renderLineChart } from '../../report/plot';
 import { prunableLayers } from '../threshold';
+import type { ChannelModelResult, ChannelRoundResult, ChannelTarget } from './loop';
 
 /**
  * The table `prune channels` prints: per layer with parameters or FLOPs, filters, parameters
@@ -82,4 +85,88 @@ export function formatChannelReport(dense: Side, shrunk: Side): string {
     `FLOPs:      ${(dense.size.flops / flopsUnit).toFixed(3)} -> ${(shrunk.size.flops / flopsUnit).toFixed(3)} ${unitName} (${factor(dense.size.flops, shrunk.size.flops)} fewer)`,
     `on disk:    ${formatBytes(dense.size.bytes)} -> ${formatBytes(shrunk.size.bytes)} (${factor(dense.size.bytes, shrunk.size.bytes)} smaller)`,
   ].join('\n') + '\n';
+}
+
+// ---------------------------------------------------------------------------------------
+// The iterative loop's report (`prune --structure channel`): report.json, report.csv and
+// the charts, in the shape of the unstructured loop's (../report.ts). Contents only.
+
+/** report.json of `prune --structure channel`. */
+export interface ChannelPruneReport {
+  version: 1;
+  structure: 'channel';
+  cfg: string;
+  data: string;
+  start: string;
+  criterion: string;
+  target: ChannelTarget;
+  allocation: 'greedy' | 'uniform';
+  rounds: number;
+  retrainBatches: number;
+  lrScale: number;
+  roundTo: number;
+  dense: ChannelModelResult;
+  /** each finished round, with the files it was written to */
+  history: Array<ChannelRoundResult & { cfgFile: string; weightsFile: string }>;
+  /** set when Ctrl-C / SIGTERM stopped the run; the finished rounds are kept */
+  interrupted?: boolean;
+}
+
+/** report.csv: one row per round per layer, then the round's totals (with top-1 and measured speed). */
+export function channelReportCsv(report: ChannelPruneReport): string {
+  const csv = ['round,layer,name,type,filters_dense,filters,params,flops,bytes,top1_pruned,top1,infer_images_per_s,train_images_per_s,latency_ms'];
+  const rows = (round: number, m: ChannelModelResult, top1Pruned: number | string) => {
+    for (const l of m.layers) csv.push([round, l.index, l.name, l.type, l.filtersDense || '', l.filters || '', l.params, l.flops, '', '', '', '', '', ''].join(','));
+    csv.push([round, 'total', '', '', '', '', m.params, m.flops, m.bytes, top1Pruned, m.top1, m.speed.inferImagesPerSecond, m.speed.trainImagesPerSecond, m.speed.latencyMs].join(','));
+  };
+  rows(0, report.dense, '');
+  for (const r of report.history) rows(r.round, r, r.top1Pruned);
+  return csv.join('\n') + '\n';
+}
+
+/** accuracy.png: top-1 pruned and fine-tuned against FLOPs (x dense), dense at 1. */
+export function channelAccuracyChart(report: ChannelPruneReport): Buffer {
+  const d = report.dense;
+  const start: [number, number] = [1, d.top1];
+  return renderLineChart({
+    title: `${path.basename(report.cfg)}: top-1 over channel-prune rounds (${report.criterion})`,
+    xLabel: 'FLOPs x dense',
+    yLabel: 'top-1',
+    series: [
+      { name: 'pruned', points: [start, ...report.history.map((r) => [r.flops / d.flops, r.top1Pruned] as [number, number])] },
+      { name: 'fine-tuned', points: [start, ...report.history.map((r) => [r.flops / d.flops, r.top1] as [number, number])] },
+    ],
+  });
+}
+
+/** speed.png: measured images/s, inference and training, dense and each round. */
+export function channelSpeedChart(report: ChannelPruneReport): Buffer {
+  const models = [report.dense, ...report.history];
+  return renderBarChart({
+    title: 'measured speed (in memory, this machine)',
+    xLabel: 'model',
+    yLabel: 'images/s',
+    groups: ['infer', 'train'],
+    bars: models.map((m, i) => ({
+      label: i === 0 ? 'dense' : `round ${i}`,
+      values: [m.speed.inferImagesPerSecond, m.speed.trainImagesPerSecond].map((v) => (Number.isFinite(v) ? v : 0)),
+    })),
+  });
+}
+
+/** filters.png: per prunable layer, a bar per model (dense, then each round). */
+export function channelFiltersChart(report: ChannelPruneReport): Buffer {
+  const models = [report.dense, ...report.history];
+  const producers = report.dense.layers.filter((l) => l.filtersDense > 0);
+  return renderBarChart({
+    title: 'filters per layer, by round',
+    xLabel: 'layer',
+    yLabel: 'filters kept (x dense)',
+    groups: models.map((_, i) => (i === 0 ? 'dense' : `round ${i}`)),
+    bars: producers.map((p) => ({
+      label: p.name,
+      values: models.map((m) => (m.layers.find((l) => l.index === p.index)?.filters ?? 0) / p.filtersDense),
+    })),
+    yMax: 1,
+  });
 }

@@ -6,7 +6,7 @@ import { DarknetError } from '../../errors';
 import type { LayerWeights, WeightsFile } from '../../io/weights';
 import { ReferenceKernels } from '../../kernels/reference';
 import type { Activation } from '../../kernels/types';
-import { BN_EPSILON } from '../../layers/batchnorm-core';
+import { inferenceDenominator } from '../../layers/batchnorm-core';
 import type { ConvolutionalSpec } from '../../layers/convolutional';
 import type { ShortcutSpec } from '../../layers/shortcut';
 import { inputChannels, type Channel, type ChannelGraph } from './graph';
@@ -146,8 +146,8 @@ function channelValues(
       const scales = layerArray(spec, w, i, 'scales');
       const mean = layerArray(spec, w, i, 'rolling_mean');
       const variance = layerArray(spec, w, i, 'rolling_variance');
-      // our inference batch norm: (x - mean) / sqrt(var + eps) * scale; the layer's biases are never loaded (0)
-      v = inValues.map((x, c) => ((x - mean[c]) / Math.sqrt(variance[c] + BN_EPSILON)) * scales[c]);
+      // inference batch norm as darknet: (x - mean) / (sqrt(var) + 1e-6) * scale; the layer's biases are never loaded (0)
+      v = inValues.map((x, c) => ((x - mean[c]) / inferenceDenominator(variance[c])) * scales[c]);
     } else if (l.type === 'route') {
       v = new Float64Array(g.outputs[i].length);
       let at = 0;
@@ -160,9 +160,12 @@ function channelValues(
       const from = values[s.from];
       const sum = inValues.map((x, k) => (k < from.length ? s.alpha * x + s.beta * from[k] : x));
       v = activate(sum, s.activation);
-    } else {
+    } else if (g.outputs[i].length === inCh.length) {
       // maxpool, avgpool (of a constant: the constant), dropout (identity at inference), softmax, cost
       v = Float64Array.from(inValues);
+    } else {
+      // a layer pruning does not know: its channels are all protected, their values never folded
+      v = new Float64Array(g.outputs[i].length);
     }
     values.push(v);
   });

@@ -61,8 +61,8 @@ describe('[reference] prune channels', () => {
     expect(r.out).toContain(`wrote ${out}.cfg and ${out}.weights`);
   });
 
-  test('[reference] --flops says the fraction it kept; --layer-keep by name', async () => {
-    const r = await run(['channels', cfg, weights, path.join(dir, 'budget.cfg'), '--flops', '0.25']);
+  test('[reference] --flops --uniform says the fraction it kept; --layer-keep by name', async () => {
+    const r = await run(['channels', cfg, weights, path.join(dir, 'budget.cfg'), '--flops', '0.25', '--uniform']);
     expect(r.out).toMatch(/every layer keeping \d+\.\d% \(uniform, the most that fits --flops 0\.25\)/);
     const spec = readCfg(path.join(dir, 'budget.cfg'));
     expect(spec.layers.reduce((s, l) => s + l.flops, 0)).toBeLessThanOrEqual(0.25 * 5738000) // the fixture reads 3 channels: 5.738 MFLOPs dense;
@@ -71,7 +71,7 @@ describe('[reference] prune channels', () => {
   });
 
   test('[reference] mistakes are one line each', async () => {
-    await expect(run(['channels', cfg, weights, path.join(dir, 'x')])).rejects.toThrow(/give exactly one of --keep, --layer-keep, --flops \(got none\)/);
+    await expect(run(['channels', cfg, weights, path.join(dir, 'x')])).rejects.toThrow(/give exactly one of --keep, --layer-keep, --flops, --latency-ms \(got none\)/);
     await expect(run(['channels', cfg, weights, path.join(dir, 'x'), '--keep', '0.5', '--flops', '0.5'])).rejects.toThrow(/got --keep, --flops/);
     await expect(run(['channels', cfg, weights, path.join(dir, 'x'), '--keep', '0'])).rejects.toThrow(/--keep 0: must be a number > 0/);
     await expect(run(['channels', cfg, weights, path.join(dir, 'x'), '--keep', '0.5', '--criterion', 'taylor'])).rejects.toThrow(/add --data/);

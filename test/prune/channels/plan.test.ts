@@ -61,6 +61,24 @@ describe('[reference] channel graph', () => {
     expect(() => planChannels(mismatched, m, l1Scores(mismatched, randomWeights(mismatched, 1)), new Map([[1, 0.5]])))
       .toThrow(/layer 2 \(shortcut\) adds layer 0 \(4 x 4 x 4\) to a 4 x 4 x 6 input/);
   });
+
+  test('[reference] layers it does not know (upsample, reorg) keep what they read and make; the rest stays prunable', () => {
+    const spec = parseCfg(cfgText(['height=4', 'width=4', 'channels=2'],
+      ['[convolutional]', 'filters=4', 'size=1', 'activation=leaky'],
+      ['[upsample]', 'stride=2'],
+      ['[convolutional]', 'filters=8', 'size=1', 'activation=leaky'],
+      ['[reorg]', 'stride=2'],
+      ['[convolutional]', 'filters=6', 'size=1', 'activation=leaky'],
+      ['[connected]', 'output=2']), 'unknown.cfg');
+    const g = channelGraph(spec);
+    expect(g.outputs[1]).toHaveLength(4);
+    expect(g.outputs[3]).toHaveLength(32);
+    const scores = l1Scores(spec, randomWeights(spec, 1));
+    for (const layer of [0, 2]) {
+      expect(() => planChannels(spec, g, scores, new Map([[layer, 0.5]]))).toThrow(/\((upsample|reorg)\): a layer type channel pruning does not know/);
+    }
+    expect(keptFilters(g, planChannels(spec, g, scores, new Map([[4, 0.5]])), 4)).toHaveLength(3);
+  });
 });
 
 describe('[reference] planChannels', () => {

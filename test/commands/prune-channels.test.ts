@@ -1,0 +1,242 @@
+/**
+ * `prune --structure channel` (the iterative channel loop) and `summary --compare`: each
+ * round's network is the one its files hold (same outputs, same params and FLOPs, same
+ * top-1 as the report says), the reports are written, Ctrl-C keeps the finished rounds, and
+ * the mistakes are one line each. A tiny conv net on real MNIST images, reference kernels.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { Argv } from 'yargs';
+import yargs from 'yargs/yargs';
+import { parseCfg, readCfg } from '../../src/cfg/parser';
+import { channelPruneCommand } from '../../src/commands/channels';
+import { Interrupted } from '../../src/commands/interrupt';
+import { prune } from '../../src/commands/prune';
+import { summary } from '../../src/commands/summary';
+import type { GlobalArgs, Io, Verb } from '../../src/commands/verb';
+import { augmentationOf } from '../../src/data/augment';
+import { MnistSource } from '../../src/data/loader';
+import { loadMnist } from '../../src/data/mnist';
+import { evaluate } from '../../src/engine/evaluate';
+import { Network, withBatch } from '../../src/engine/network';
+import { mulberry32 } from '../../src/engine/random';
+import { collectingReporter } from '../../src/engine/reporter';
+import { TrainBatches } from '../../src/data/loader';
+import { parseWeights, readWeights, serializeWeights, writeWeights } from '../../src/io/weights';
+import { ReferenceKernels } from '../../src/kernels/reference';
+import { channelLoop, type ChannelModel, type ChannelRoundResult } from '../../src/prune/channels/loop';
+import type { ChannelPruneReport } from '../../src/prune/channels/report';
+
+/** conv 8 5x5/2 -> connected 24 -> connected 10: two layers with filters to remove. */
+const CFG = `
+[net]
+batch=16
+height=28
+width=28
+channels=1
+min_crop=28
+max_crop=28
+learning_rate=0.05
+momentum=0.9
+decay=0.0005
+policy=poly
+power=1
+max_batches=40
+
+[convolutional]
+filters=8
+size=5
+stride=2
+pad=0
+activation=relu
+
+[connected]
+output=24
+activation=relu
+
+[connected]
+output=10
+activation=linear
+
+[softmax]
+`;
+
+let dir: string;
+let cfgFile: string;
+let weightsFile: string;
+let dataFile: string;
+const k = new ReferenceKernels();
+const trainImages = () => new MnistSource(loadMnist('train', 320), 1);
+const testImages = () => new MnistSource(loadMnist('t10k', 64), 1);
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dts-prune-channels-'));
+  cfgFile = path.join(dir, 'tiny.cfg');
+  fs.writeFileSync(cfgFile, CFG);
+  // a start model: 40 batches of training, enough to be well above chance
+  const spec = parseCfg(CFG, cfgFile);
+  const net = new Network(spec, k, { seed: 1 });
+  const batches = new TrainBatches(trainImages(), 16, 10, { w: 28, h: 28, c: 1 }, mulberry32(5), augmentationOf(spec.net, false), () => {});
+  for (let b = 0; b < 40; b++) {
+    const { x, y } = await batches.next();
+    net.trainBatch(x, y);
+  }
+  weightsFile = path.join(dir, 'tiny.weights');
+  writeWeights(weightsFile, net.exportWeights(), spec);
+  net.dispose();
+  // a .data file naming lists is needed by the command; the tests hand it images directly
+  fs.writeFileSync(path.join(dir, 'labels.txt'), '0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n');
+  fs.writeFileSync(path.join(dir, 'empty.list'), '');
+  dataFile = path.join(dir, 'tiny.data');
+  fs.writeFileSync(dataFile, `classes=10\ntrain=${dir}/empty.list\nvalid=${dir}/empty.list\nlabels=${dir}/labels.txt\n`);
+}, 60000);
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** Top-1 of a spec + weights on the test images. */
+async function top1(spec: ReturnType<typeof parseCfg>, w: ReturnType<typeof readWeights>): Promise<number> {
+  const net = new Network(withBatch(spec, 64), k);
+  try {
+    net.loadWeights(w);
+    return (await evaluate(net, testImages())).top1;
+  } finally {
+    net.dispose();
+  }
+}
+
+describe('[reference] channel loop', () => {
+  test('[reference] each round\'s network has the size the report says, and its files give the same outputs', async () => {
+    const spec = parseCfg(CFG, cfgFile);
+    const models: Array<[ChannelRoundResult, ChannelModel]> = [];
+    const r = await channelLoop({
+      cfgText: CFG, spec, weights: readWeights(weightsFile, spec), kernels: k, target: { kind: 'keep', fraction: 0.25 }, rounds: 2,
+      criterion: 'l1', retrainBatches: 4, lrScale: 0.1, epochSize: 320, evalSource: testImages(), speed: false,
+      batches: new TrainBatches(trainImages(), 16, 10, { w: 28, h: 28, c: 1 }, mulberry32(7), augmentationOf(spec.net, false), () => {}),
+      onRound: (result, model) => models.push([result, model]),
+    });
+    expect(r.interrupted).toBe(false);
+    expect(r.dense.params).toBe(8 * 25 + 8 + 8 * 12 * 12 * 24 + 24 + 24 * 10 + 10);
+    // keep 0.25 in two rounds: 0.5 then 0.25 of the dense filters
+    expect(models.map(([m]) => m.layers.map((l) => l.filters))).toEqual([[4, 12, 10], [2, 6, 10]]);
+    const random = mulberry32(3);
+    const x = Float32Array.from({ length: 4 * 784 }, () => random());
+    for (const [result, model] of models) {
+      // as the command writes them: the cfg text and the .weights bytes, read back
+      const spec2 = parseCfg(model.cfgText, 'round.cfg');
+      const w2 = parseWeights(serializeWeights(model.weights, model.spec), spec2, 'round.weights');
+      expect(spec2.layers.reduce((s, l) => s + l.params.reduce((t, p) => t + p.size, 0), 0)).toBe(result.params);
+      expect(spec2.layers.reduce((s, l) => s + l.flops, 0)).toBe(result.flops);
+      expect(serializeWeights(w2, spec2).length).toBe(result.bytes);
+      const outputs = (s: typeof spec2, w: typeof w2) => {
+        const net = new Network(withBatch(s, 4), k);
+        net.loadWeights(w);
+        const out = Array.from(net.predict(x));
+        net.dispose();
+        return out;
+      };
+      expect(outputs(spec2, w2)).toEqual(outputs(model.spec, model.weights));
+      expect(await top1(spec2, w2)).toBe(result.top1);
+    }
+    // params: conv 2 x 25 + 2, fc1 2 x 144 inputs -> 6, fc2 6 -> 10
+    expect(models[1][0].params).toBe(2 * 25 + 2 + 2 * 144 * 6 + 6 + 6 * 10 + 10);
+  }, 60000);
+
+  test('[reference] the command writes round cfgs, weights and reports that agree, with measured speed', async () => {
+    const out = path.join(dir, 'loop');
+    const reporter = collectingReporter();
+    const report = await channelPruneCommand({
+      dataFile, cfgFile, weights: weightsFile, out, target: { kind: 'flops', fraction: 0.3 }, allocation: 'uniform', criterion: 'l1',
+      rounds: 2, retrainBatches: 3, lrScale: 0.1, kernels: k, trainSource: trainImages(), evalSource: testImages(), reporter,
+    });
+    expect(report.history).toHaveLength(2);
+    for (const h of report.history) {
+      expect(h.cfgFile).toBe(path.join(out, `tiny_round${h.round}.cfg`));
+      const spec = readCfg(h.cfgFile);
+      const w = readWeights(h.weightsFile, spec);
+      expect(spec.layers.reduce((s, l) => s + l.flops, 0)).toBe(h.flops);
+      expect(fs.statSync(h.weightsFile).size).toBe(h.bytes);
+      expect(await top1(spec, w)).toBe(h.top1);
+      expect(h.speed.inferImagesPerSecond).toBeGreaterThan(0);
+      expect(h.speed.trainImagesPerSecond).toBeGreaterThan(0);
+      expect(h.speed.latencyMs).toBeGreaterThan(0);
+    }
+    expect(report.history[1].flops).toBeLessThanOrEqual(0.3 * report.dense.flops);
+    const json = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as ChannelPruneReport;
+    expect(json.history.map((h) => h.params)).toEqual(report.history.map((h) => h.params));
+    const csv = fs.readFileSync(path.join(out, 'report.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toBe('round,layer,name,type,filters_dense,filters,params,flops,bytes,top1_pruned,top1,infer_images_per_s,train_images_per_s,latency_ms');
+    expect(csv.filter((l) => /^2,total,/.test(l))[0].split(',').slice(6, 9)).toEqual([String(report.history[1].params), String(report.history[1].flops), String(report.history[1].bytes)]);
+    for (const png of ['accuracy.png', 'speed.png', 'filters.png']) expect(fs.readFileSync(path.join(out, png)).subarray(1, 4).toString()).toBe('PNG');
+    const text = reporter.lines.join('\n');
+    expect(text).toMatch(/^round 2\/2: \d+\.\dx fewer parameters, \d+\.\dx fewer FLOPs, \d+ bytes; top-1 /m);
+    expect(text).toMatch(/^0 +conv1 +8 -> \d+ /m);
+    expect(text).toMatch(/^speed: infer \d+ img\/s \(\d+\.\dx dense\), train \d+ img\/s/m);
+  }, 60000);
+
+  test('[reference] Ctrl-C during a round stops cleanly and keeps the finished rounds', async () => {
+    const out = path.join(dir, 'stopped');
+    const ac = new AbortController();
+    const reporter = collectingReporter();
+    const stopAtRound2 = { ...reporter, info: (line: string) => {
+      reporter.info(line);
+      if (line.startsWith('round 2/3: keep')) ac.abort(); // during round 2's fine-tuning
+    } };
+    const run = channelPruneCommand({
+      dataFile, cfgFile, weights: weightsFile, out, target: { kind: 'keep', fraction: 0.3 }, allocation: 'uniform', criterion: 'l1',
+      rounds: 3, retrainBatches: 3, lrScale: 0.1, kernels: k, trainSource: trainImages(), evalSource: testImages(), reporter: stopAtRound2,
+      signal: ac.signal, speed: false,
+    });
+    await expect(run).rejects.toThrow(Interrupted);
+    await expect(run).rejects.toThrow(/interrupted: 1 of 3 rounds done in .*; the last finished model is .*tiny_round1\.cfg/);
+    const json = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as ChannelPruneReport;
+    expect(json.interrupted).toBe(true);
+    expect(json.history.map((h) => h.round)).toEqual([1]);
+    expect(fs.existsSync(path.join(out, 'tiny_round1.weights'))).toBe(true);
+    expect(fs.existsSync(path.join(out, 'tiny_round2.cfg'))).toBe(false);
+  }, 60000);
+});
+
+/** Parses argv with a verb's builder (as src/commands/cli.ts registers it) and runs it. */
+async function runVerb(verb: Verb<any>, argv: string[]): Promise<{ out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t) };
+  let picked: (() => Promise<void> | void) | undefined;
+  const y = (yargs() as unknown as Argv<GlobalArgs>).option('backend', { default: 'reference' as const }).strict().fail(false).exitProcess(false);
+  y.command(verb.command, verb.describe, verb.builder, (args) => {
+    picked = () => verb.run(args as never, io);
+  });
+  let failure: unknown;
+  y.parse(argv, {}, (e) => {
+    failure = e;
+  });
+  if (failure) throw failure;
+  await picked!();
+  return { out: out.join(''), err: err.join('') };
+}
+
+describe('[reference] prune --structure channel and summary --compare: the CLI', () => {
+  const pruneVerb = () => prune.verbs.find((v) => v.command.startsWith('$0'))!;
+
+  test('[reference] mistakes are one line each', async () => {
+    const base = ['x.data', 'x.cfg', 'x.weights', '--structure', 'channel'];
+    await expect(runVerb(pruneVerb(), base)).rejects.toThrow(/give exactly one of --target-flops, --keep \(got none\)/);
+    await expect(runVerb(pruneVerb(), [...base, '--keep', '0.5', '--target-flops', '0.5'])).rejects.toThrow(/got --target-flops, --keep/);
+    await expect(runVerb(pruneVerb(), [...base, '--keep', '0.5', '--mode', 'agp'])).rejects.toThrow(/--mode is for --structure weight/);
+    await expect(runVerb(pruneVerb(), [...base, '--keep', '0.5', '--uniform'])).rejects.toThrow(/--uniform goes with --target-flops/);
+  });
+
+  test('[reference] summary --compare shows old -> new filters per layer', async () => {
+    const small = path.join(dir, 'small.cfg');
+    fs.writeFileSync(small, CFG.replace('filters=8', 'filters=3').replace('output=24', 'output=7'));
+    const r = await runVerb(summary, ['summary', small, '--compare', cfgFile]);
+    expect(r.out).toMatch(/^ +0 conv +3 .* +8 -> 3 +208$/m);
+    expect(r.out).toMatch(/^ +1 connected +432 +-> +7 .* +24 -> 7 +27,672$/m);
+    expect(r.out).toMatch(/^ +2 connected +7 +-> +10 .* +10 +250$/m);
+    expect(r.out).toMatch(/^parameters old -> new +28,130 -> 3,189 \(8\.8x fewer\)$/m);
+    expect(r.out).toMatch(/^FLOPs old -> new +\d+\.\d{3} MFLOPs -> \d+\.\d{3} MFLOPs \(\d+\.\dx fewer\)$/m);
+    const other = path.join(dir, 'other.cfg');
+    fs.writeFileSync(other, CFG.replace('[softmax]', ''));
+    await expect(runVerb(summary, ['summary', small, '--compare', other])).rejects.toThrow(/--compare .*other\.cfg: its layers differ from .*small\.cfg's \(3 layers there, 4 here\)/);
+  });
+});
