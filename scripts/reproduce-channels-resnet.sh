@@ -7,7 +7,8 @@
 # The last round's model is then fine-tuned once more by `classifier train` on its own cfg
 # (the schedule the cfg says: max_batches=2814, 3 epochs, poly from 0.05; the shrunk cfg is
 # the original text with only filters= changed). Ends with dense vs shrunk: params, FLOPs,
-# bytes, top-1 (10,000 test images) and speed.
+# bytes, top-1 (10,000 test images) and speed. Also removes the slimmed model's lowest-|gamma|
+# residual block whole (`prune channels --layers 1`) and gives its top-1 and speed.
 #
 # Usage: scripts/reproduce-channels-resnet.sh [dense.weights slim.weights]
 # Environment: SLIM (0.005), FLOPS (0.3), ROUNDS (2), RETRAIN (1000 batches per round),
@@ -53,6 +54,12 @@ dts classifier train cfg/mnist.data "$last" "$pruned_weights" --clear --backup "
 tuned=$out/finetuned/$(basename "${last%.cfg}").weights
 
 top1() { dts classifier valid cfg/mnist.data "$1" "$2" --json 2>/dev/null | node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).top1.toFixed(4)'; }
+
+echo "== prune channels --layers 1 --criterion bn: the residual block with the lowest mean |gamma| removed whole (no fine-tuning)"
+dts prune channels $cfg "$slimmed" "$out/minus-block" --layers 1 --criterion bn | tee "$out/minus-block.txt"
+printf 'top-1 (10,000 test images): slimmed %s, one block fewer %s\n' "$(top1 $cfg "$slimmed")" "$(top1 "$out/minus-block.cfg" "$out/minus-block.weights")"
+node dist/scripts/bench-channels.js $cfg "$slimmed" "$out/minus-block.cfg" "$out/minus-block.weights" --reps 3 | tee "$out/minus-block-bench.txt"
+
 echo
 echo "== summary --compare"
 dts summary "$last" --compare $cfg

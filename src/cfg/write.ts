@@ -64,6 +64,61 @@ export function rewriteCfg(text: string, edits: CfgEdits, file: string): string 
   return parts.join('');
 }
 
+/**
+ * The cfg text without the given layers' sections: each goes from its `[header]` through its
+ * last `key=value` line, with the blank lines after it; comment lines after its last key stay
+ * (they usually describe the section that follows), as does everything else, byte for byte.
+ * @example
+ *   removeSections('[net]\nh=28\n\n[conv]\nfilters=2\n\n# the head\n[connected]\noutput=10\n', new Set([0]), 'x.cfg');
+ *   // '[net]\nh=28\n\n# the head\n[connected]\noutput=10\n'
+ */
+export function removeSections(text: string, layers: ReadonlySet<number>, file: string): string {
+  const parts = text.split(/(\r\n|\r|\n)/);
+  const headers: number[] = [];
+  const lastKey: number[] = []; // per section, the part index of its last key line (its header when none)
+  for (let p = 0; p < parts.length; p += 2) {
+    const s = parts[p].replace(/\s+/g, '');
+    if (s === '' || s[0] === '#' || s[0] === ';') continue;
+    if (s[0] === '[') {
+      headers.push(p);
+      lastKey.push(p);
+    } else if (headers.length) {
+      lastKey[lastKey.length - 1] = p;
+    }
+  }
+  const count = headers.length - 1;
+  for (const layer of layers) {
+    if (!Number.isInteger(layer) || layer < 0 || layer >= count) {
+      throw new DarknetError(`${excerpt(file)}: cannot remove layer ${layer}: the cfg has ${count} layers after [net]`);
+    }
+  }
+  const drop = new Set<number>();
+  for (const layer of layers) {
+    let p = headers[layer + 1];
+    for (; p <= lastKey[layer + 1]; p += 2) drop.add(p).add(p + 1);
+    for (; p + 1 < parts.length && parts[p].trim() === ''; p += 2) drop.add(p).add(p + 1);
+  }
+  return parts.filter((_, p) => !drop.has(p)).join('');
+}
+
+/** The raw value of `key` in a layer's section (whitespace removed; the first, as the parser reads it), or undefined. */
+export function cfgValue(text: string, layer: number, key: string): string | undefined {
+  let section = -1;
+  let value: string | undefined;
+  for (const line of text.split(/\r\n|\r|\n/)) {
+    const s = line.replace(/\s+/g, '');
+    if (s === '' || s[0] === '#' || s[0] === ';') continue;
+    if (s[0] === '[') {
+      section++;
+      if (section > layer + 1) break;
+      continue;
+    }
+    const eq = s.indexOf('=');
+    if (section === layer + 1 && eq > 0 && s.slice(0, eq) === key && value === undefined) value = s.slice(eq + 1);
+  }
+  return value;
+}
+
 /** The raw line with its value replaced: `  filters = 20 ` -> `  filters = 8 `. */
 function replaceValue(raw: string, value: string): string {
   const eq = raw.indexOf('=');

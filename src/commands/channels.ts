@@ -16,6 +16,7 @@ import {
   CRITERIA, formatChannelReport, hostScores, modelSize, parseLayerKeep, pruneChannels, taylorScores,
   type ChannelScores, type Criterion, type KeepRule, type PruneChannelsResult,
 } from '../prune/channels';
+import { blockLayers, lowestBlocks, removeBlocks, residualBlocks, scoreBlocks, type BlockScore, type RemovedBlock } from '../prune/channels/blocks';
 import { evaluatorOn, formatBudget, planForBudget, type BudgetResult } from '../prune/channels/budget';
 import { channelGraph } from '../prune/channels/graph';
 import { layerName } from '../prune/channels/layers';
@@ -42,7 +43,9 @@ export interface ChannelsCommand {
   weightsFile: string;
   /** `<out>.cfg` and `<out>.weights` are written */
   out: string;
-  /** exactly one of: the fraction every layer keeps, per-layer fractions (`conv1=0.5,fc1=0.25`), a FLOPs budget */
+  /** remove this many residual blocks (a [shortcut] and its branch), lowest-scored first, before any filter */
+  layers?: number;
+  /** exactly one of (or, with `layers`, at most one): the fraction every layer keeps, per-layer fractions (`conv1=0.5,fc1=0.25`), a FLOPs budget */
   keep?: number;
   layerKeep?: string;
   flops?: number;
@@ -70,6 +73,10 @@ export interface ChannelsCommand {
 export interface ChannelsOutcome {
   result: PruneChannelsResult;
   rule: KeepRule;
+  /** --layers: the residual blocks removed (layer numbers of the input cfg), their scores and whether the fold was exact */
+  blocks?: Array<BlockScore & { removed: RemovedBlock }>;
+  /** when layers were removed: per layer of the input cfg, its index in the written one, or -1 */
+  layerMap?: number[];
   /** greedy budgets: the scan and the ratios chosen */
   budget?: BudgetResult;
   dense: Side;
@@ -87,7 +94,9 @@ export function outputFiles(out: string): { cfg: string; weights: string } {
 export async function channelsCommand(o: ChannelsCommand): Promise<ChannelsOutcome> {
   const reporter = o.reporter ?? silentReporter;
   const given = ([['keep', o.keep], ['layer-keep', o.layerKeep], ['flops', o.flops], ['latency-ms', o.latencyMs]] as const).filter(([, v]) => v !== undefined).map(([k]) => `--${k}`);
-  if (given.length !== 1) throw new DarknetError(`prune channels: give exactly one of --keep, --layer-keep, --flops, --latency-ms (got ${given.length ? given.join(', ') : 'none'})`);
+  if (o.layers !== undefined ? given.length > 1 : given.length !== 1) {
+    throw new DarknetError(`prune channels: give ${o.layers !== undefined ? 'at most one of --keep, --layer-keep, --flops, --latency-ms with --layers' : 'exactly one of --keep, --layer-keep, --flops, --latency-ms, or --layers'} (got ${given.length ? given.join(', ') : 'none'})`);
+  }
   if (o.uniform && o.flops === undefined) throw new DarknetError('--uniform goes with --flops (the same fraction for every layer)');
   const greedy = o.latencyMs !== undefined || (o.flops !== undefined && !o.uniform);
   if (greedy && o.dataFile === undefined && !o.evalSource) {
@@ -113,9 +122,7 @@ export async function channelsCommand(o: ChannelsCommand): Promise<ChannelsOutco
   if (data && data.classes !== classes) {
     throw new DarknetError(`${o.cfgFile}: the last layer has ${classes} outputs but ${o.dataFile} says classes=${data.classes}`);
   }
-  let rule: KeepRule = o.keep !== undefined ? { kind: 'uniform', keep: o.keep }
-    : o.flops !== undefined && o.uniform ? { kind: 'flops', fraction: o.flops }
-      : { kind: 'layers', keep: o.layerKeep !== undefined ? parseLayerKeep(o.layerKeep, spec) : new Map() };
+  const layerKeep = o.layerKeep !== undefined ? parseLayerKeep(o.layerKeep, spec) : new Map<number, number>();
   const weights = loadWeights(o.weightsFile, spec);
   requireFinite(weights, spec, o.weightsFile);
 
@@ -128,14 +135,50 @@ export async function channelsCommand(o: ChannelsCommand): Promise<ChannelsOutco
     scores = h.scores;
   }
 
+  // --layers: the blocks go first; the filters are then chosen in the network without them
+  const denseFlops = spec.layers.reduce((s, l) => s + l.flops, 0);
+  let model = { cfgText, spec, weights, scores, layerKeep, flops: o.flops };
+  let blocks: ChannelsOutcome['blocks'];
+  let blockMap: number[] | undefined;
+  if (o.layers !== undefined) {
+    const chosen = lowestBlocks(spec, scoreBlocks(spec, weights, residualBlocks(spec), o.criterion, scores), o.layers);
+    const cut = removeBlocks(cfgText, spec, weights, chosen.map((c) => ({ block: c.block })), { file: files.cfg });
+    for (const n of cut.notes) reporter.warn(n);
+    blocks = chosen.map((c, k) => ({ ...c, removed: cut.removed[k] }));
+    blockMap = cut.layerMap;
+    const moved = new Map<number, number>();
+    for (const [l, keep] of layerKeep) {
+      if (cut.layerMap[l] < 0) throw new DarknetError(`--layer-keep: ${layerName(spec, l)} is inside a residual block --layers ${o.layers} removes`);
+      moved.set(cut.layerMap[l], keep);
+    }
+    const cutFlops = cut.spec.layers.reduce((s, l) => s + l.flops, 0);
+    model = {
+      cfgText: cut.cfgText, spec: cut.spec, weights: cut.weights, layerKeep: moved,
+      scores: new Map([...scores].filter(([l]) => cut.layerMap[l] >= 0).map(([l, v]) => [cut.layerMap[l], v])),
+      // --flops is of the dense model: what is left of it after the blocks
+      flops: o.flops === undefined ? undefined : Math.min(1, (o.flops * denseFlops) / cutFlops),
+    };
+  }
+  let rule: KeepRule = o.keep !== undefined ? { kind: 'uniform', keep: o.keep }
+    : model.flops !== undefined && o.uniform ? { kind: 'flops', fraction: model.flops }
+      : { kind: 'layers', keep: model.layerKeep };
+
   let budget: BudgetResult | undefined;
   if (greedy) {
-    budget = await greedyBudget(cfgText, spec, weights, scores, o, reporter, () => validSource(data!, spec, o.scanImages ?? 1000));
+    budget = await greedyBudget(model.cfgText, model.spec, model.weights, model.scores, { ...o, flops: model.flops }, reporter, () => validSource(data!, spec, o.scanImages ?? 1000));
     rule = { kind: 'layers', keep: budget.ratios };
   }
-  const result = pruneChannels(cfgText, spec, weights, { rule, scores, roundTo: o.roundTo, file: files.cfg });
+  const result = pruneChannels(model.cfgText, model.spec, model.weights, { rule, scores: model.scores, roundTo: o.roundTo, file: files.cfg });
   for (const n of result.notes) reporter.warn(n);
-  if (result.changes.length === 0) reporter.warn('no filter was removed: the shrunk model is the dense one');
+  if (result.changes.length === 0 && !blocks && !result.layerMap) reporter.warn('no filter was removed: the shrunk model is the dense one');
+  const layerMap = composeLayerMaps(blockMap, result.layerMap);
+  if (blockMap) {
+    // the changes as layers of the input cfg
+    const back: number[] = [];
+    blockMap.forEach((to, from) => { if (to >= 0) back[to] = from; });
+    result.changes = result.changes.map((c) => ({ ...c, index: back[c.index], name: layerName(spec, back[c.index]) }));
+    result.blocks = result.blocks?.map((b) => ({ ...b, from: back[b.from], shortcut: back[b.shortcut] }));
+  }
   atomicWrite(files.cfg, result.cfgText);
   saveWeights(files.weights, result.weights, result.spec);
   // The report counts the files as written: the new cfg parsed again, the weights read back.
@@ -144,12 +187,21 @@ export async function channelsCommand(o: ChannelsCommand): Promise<ChannelsOutco
   return {
     result,
     rule,
+    blocks,
+    layerMap,
     budget,
     dense: { spec, size: { ...modelSize(spec, weights), bytes: fs.statSync(o.weightsFile).size } },
     shrunk: { spec: written, size: { ...modelSize(written, writtenWeights), bytes: fs.statSync(files.weights).size } },
     cfgOut: files.cfg,
     weightsOut: files.weights,
   };
+}
+
+/** input -> middle -> output layer indexes (-1: removed), or undefined when no layer was removed. */
+function composeLayerMaps(first: number[] | undefined, second: number[] | undefined): number[] | undefined {
+  if (!first) return second;
+  if (!second) return first;
+  return first.map((i) => (i < 0 ? -1 : second[i]));
 }
 
 /** The greedy per-layer ratios for --flops / --latency-ms, from a scan on the first validation images. */
@@ -206,8 +258,9 @@ export const channels = verb({
       .positional('cfg', { type: 'string', demandOption: true, describe: 'darknet .cfg file' })
       .positional('weights', { type: 'string', demandOption: true, describe: 'darknet .weights file' })
       .positional('out', { type: 'string', demandOption: true, describe: 'writes <out>.cfg and <out>.weights' })
+      .option('layers', { type: 'string', coerce: integer('layers', { min: 1, max: MAX_COUNT }), describe: 'remove this many whole residual blocks (a [shortcut] and the layers it bypasses), lowest --criterion score first (bn: mean |gamma|; l1: mean L1 of the filters), renumbering routes and shortcuts; the blocks\' constant output is folded into their readers. Alone or with one of --keep, --layer-keep, --flops' })
       .option('keep', { type: 'string', coerce: real('keep', { min: 0, max: 1, exclusiveMin: true }), describe: 'keep this fraction of the filters of every conv and connected layer but the last' })
-      .option('layer-keep', { type: 'string', describe: 'per-layer fractions to keep, by index or name, e.g. conv1=0.5,fc1=0.25' })
+      .option('layer-keep', { type: 'string', describe: 'per-layer fractions to keep, by index or name, e.g. conv1=0.5,fc1=0.25; 0 removes a conv inside a residual branch with its block (refused, with the reason, elsewhere)' })
       .option('flops', { type: 'string', coerce: real('flops', { min: 0, max: 1, exclusiveMin: true }), describe: 'FLOPs at most this x dense: per-layer ratios from a sensitivity scan on --data\'s validation images (greedy: least top-1 lost per FLOP saved)' })
       .option('uniform', { type: 'boolean', default: false, describe: 'with --flops: the same fraction for every layer (no scan, no --data)' })
       .option('latency-ms', { type: 'string', coerce: real('latency-ms', { min: 0, max: 1e6, exclusiveMin: true }), describe: 'measured batch-1 latency at most this many ms (greedy, like --flops; needs --data)' })
@@ -219,18 +272,27 @@ export const channels = verb({
       .option('seed', { type: 'string', default: '1', coerce: integer('seed', { min: 0, max: 2 ** 32 - 1 }) }),
   async run(args, io) {
     const r = await channelsCommand({
-      cfgFile: args.cfg, weightsFile: args.weights, out: args.out, keep: args.keep, layerKeep: args['layer-keep'], flops: args.flops,
+      cfgFile: args.cfg, weightsFile: args.weights, out: args.out, layers: args.layers, keep: args.keep, layerKeep: args['layer-keep'], flops: args.flops,
       criterion: args.criterion as Criterion, roundTo: args['round-to'], dataFile: args.data, batches: args.batches, seed: args.seed,
       backend: args.backend, reporter: reporterOf(io), latencyMs: args['latency-ms'], uniform: args.uniform, scanImages: args['scan-images'],
     });
     const how = r.rule.kind === 'flops'
-      ? `, every layer keeping ${(100 * r.result.keep!).toFixed(1)}% (uniform, the most that fits --flops ${r.rule.fraction})`
+      ? `, every layer keeping ${(100 * r.result.keep!).toFixed(1)}% (uniform, the most that fits --flops ${args.flops})`
       : '';
-    io.out(formatChannelReport(r.dense, r.shrunk));
+    io.out(formatChannelReport(r.dense, r.shrunk, r.layerMap));
+    if (r.blocks) io.out(formatBlocks(r.blocks, args.layers!));
+    if (r.result.blocks) io.out(`removed with the layers kept at 0: ${r.result.blocks.map((b) => `layers ${b.from + 1}-${b.shortcut}${b.exact ? '' : ' (approximate)'}`).join(', ')}\n`);
     if (r.budget) io.out(formatBudget(r.dense.spec, r.budget));
     io.out(`criterion ${args.criterion}${how}\nwrote ${r.cfgOut} and ${r.weightsOut}\n`);
   },
 });
+
+/** `removed 1 residual block (--layers 1, lowest mean |gamma| first): layers 4-6 (mean |gamma| 0.0123, exact)`. */
+function formatBlocks(blocks: NonNullable<ChannelsOutcome['blocks']>, n: number): string {
+  const what = (by: string) => (by === 'bn' ? 'mean |gamma|' : by === 'l1' ? 'mean L1' : 'mean taylor');
+  return `removed ${blocks.length} residual block${blocks.length === 1 ? '' : 's'} (--layers ${n}, lowest score first): ` +
+    blocks.map((b) => `${blockLayers(b.block)} (${what(b.by)} ${b.score.toPrecision(3)}, ${b.removed.exact ? 'exact' : 'approximate'})`).join(', ') + '\n';
+}
 
 // ---------------------------------------------------------------------------------------
 // `prune <data> <cfg> <weights> --structure channel`: the iterative loop (prune/channels/loop.ts)

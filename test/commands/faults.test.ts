@@ -1,7 +1,7 @@
 /**
  * Nothing lost, tried as a user meets it: the real CLI (bin/darknet-ts.js, built by
  * `npm test`) in a child process, real signals, real files. Ctrl-C / SIGTERM during
- * `classifier train` and `prune`, resuming, a weights file whose `seen` is not a multiple
+ * `classifier train`, `prune` and `prune --structure channel`, resuming, a weights file whose `seen` is not a multiple
  * of the batch, NaN training, prune resume against a stale or broken report, saving
  * through a symlink and refusing what is not a regular file.
  */
@@ -12,6 +12,7 @@ import * as path from 'path';
 import { readCfg } from '../../src/cfg/parser';
 import { exportMnist } from '../../src/data/mnist-export';
 import { readWeights, serializeWeights } from '../../src/io/weights';
+import { randomWeights } from '../prune/channels/nets';
 import { smallCfg } from '../small-net';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -118,6 +119,46 @@ describe('signals', () => {
     expect(again.code).toBe(130);
     expect(again.err).toMatch(/resuming .*: 1 of 3 rounds done, round 2 part-retrained/);
     expect(again.err).toMatch(/resuming retraining at batch \d+ of 2000/);
+  });
+});
+
+describe('signals: the channel loop', () => {
+  test('SIGINT once round 1 of prune --structure channel is written: exit 130, round 1 intact and loadable, nothing half-written', async () => {
+    const spec = readCfg(cfgFile);
+    const start = path.join(dir, 'channel-start.weights');
+    fs.writeFileSync(start, serializeWeights(randomWeights(spec, 3), spec));
+    const out = path.join(dir, 'channel-sigint');
+    const round1 = path.join(out, 'small_round1.weights');
+    const args = ['prune', dataFile, cfgFile, start, '--structure', 'channel', '--keep', '0.3', '--rounds', '4', '--retrain-batches', '300',
+      '--eval-images', '50', '--no-speed', '--out', out];
+    const child = spawn(process.execPath, [BIN, ...args, '--backend', 'wasm-simd'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    child.stdout.resume();
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // as a user does: Ctrl-C once the first round's files are there
+    const deadline = Date.now() + 60_000;
+    while (!fs.existsSync(round1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(fs.existsSync(round1)).toBe(true);
+    const sentAt = Date.now();
+    child.kill('SIGINT');
+    const code = await exited;
+    expect(code).toBe(130);
+    expect(Date.now() - sentAt).toBeLessThan(5000);
+    expect(err).toMatch(/SIGINT: stopping after this batch/);
+    expect(err).toMatch(/interrupted: 1 of 4 rounds done in .*channel-sigint; the last finished model is .*small_round1\.cfg \+ .*small_round1\.weights/);
+
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+    expect(report.interrupted).toBe(true);
+    expect(report.history.map((h: { round: number }) => h.round)).toEqual([1]);
+    const h = report.history[0];
+    const small = readCfg(h.cfgFile);
+    expect(small.layers[0].outC).toBe(4); // round 1 of 4 towards keep 0.3: round(6 x 0.3^(1/4)) = 4 filters
+    const w = readWeights(h.weightsFile, small);
+    expect(fs.statSync(h.weightsFile).size).toBe(h.bytes);
+    for (const l of w.layers) for (const a of Object.values(l)) expect(a!.every(Number.isFinite)).toBe(true);
+    // nothing half-written: no temporary files, no file of round 2
+    expect(fs.readdirSync(out).sort()).toEqual(['accuracy.png', 'filters.png', 'report.csv', 'report.json', 'small_round1.cfg', 'small_round1.weights', 'speed.png']);
   });
 });
 

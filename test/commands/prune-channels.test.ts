@@ -27,6 +27,8 @@ import { parseWeights, readWeights, serializeWeights, writeWeights } from '../..
 import { ReferenceKernels } from '../../src/kernels/reference';
 import { channelLoop, type ChannelModel, type ChannelRoundResult } from '../../src/prune/channels/loop';
 import type { ChannelPruneReport } from '../../src/prune/channels/report';
+import { RESIDUAL } from '../prune/channels/cases';
+import { randomWeights } from '../prune/channels/nets';
 
 /** conv 8 5x5/2 -> connected 24 -> connected 10: two layers with filters to remove. */
 const CFG = `
@@ -238,5 +240,75 @@ describe('[reference] prune --structure channel and summary --compare: the CLI',
     const other = path.join(dir, 'other.cfg');
     fs.writeFileSync(other, CFG.replace('[softmax]', ''));
     await expect(runVerb(summary, ['summary', small, '--compare', other])).rejects.toThrow(/--compare .*other\.cfg: its layers differ from .*small\.cfg's \(3 layers there, 4 here\)/);
+  });
+});
+
+describe('[reference] prune channels --layers: whole residual blocks, through the files', () => {
+  const channelsVerb = () => prune.verbs.find((v) => v.command.startsWith('channels'))!;
+
+  test('[reference] the block whose last conv has gamma 0 goes; the written model computes what the whole one did', async () => {
+    const cfg = path.join(dir, 'residual.cfg');
+    fs.writeFileSync(cfg, RESIDUAL);
+    const spec = readCfg(cfg);
+    const w = randomWeights(spec, 11);
+    w.layers[4].scales!.fill(0);
+    w.layers[5].scales!.fill(0); // block B's branch outputs its beta (not 0): folded into the route's reader
+    w.layers[1].scales!.set([0.01, 0.02, 0.03, 0.04]); // block A: small |gamma|, but not the smallest
+    const weights = path.join(dir, 'residual.weights');
+    writeWeights(weights, w, spec);
+    const out = path.join(dir, 'residual-small');
+    const r = await runVerb(channelsVerb(), ['channels', cfg, weights, out, '--layers', '1', '--criterion', 'bn']);
+    expect(r.out).toMatch(/^removed 1 residual block \(--layers 1, lowest score first\): layers 4-6 \(mean \|gamma\| 0\.\d+, exact\)$/m);
+    expect(r.out).toMatch(/^ *4 +conv4 +4 -> removed +\d+ -> 0 +[\d.]+ -> 0$/m);
+    expect(r.out).toMatch(/^ *8 +conv6 +5 +60 +0\.003$/m);
+
+    const small = readCfg(`${out}.cfg`);
+    expect(small.layers).toHaveLength(9);
+    expect(fs.readFileSync(`${out}.cfg`, 'utf8')).toContain('# the head\n[route]\nlayers=-1,-4\n');
+    const sw = readWeights(`${out}.weights`, small);
+    const random = mulberry32(3);
+    const x = Float32Array.from({ length: 3 * spec.net.inputs }, () => random());
+    const run = (s: typeof spec, weightsFile: typeof w) => {
+      const net = new Network(withBatch(s, 3), new ReferenceKernels({ float64: true }));
+      net.loadWeights(weightsFile);
+      const o = Array.from(net.predict(x));
+      net.dispose();
+      return o;
+    };
+    const dense = run(spec, w);
+    const shrunk = run(small, sw);
+    expect(Math.max(...dense.map((v, i) => Math.abs(v - shrunk[i])))).toBeLessThan(1e-6);
+
+    // with --keep: blocks first, then filters of the rest; more blocks than can go: refused, naming the count
+    await runVerb(channelsVerb(), ['channels', cfg, weights, path.join(dir, 'both'), '--layers', '2', '--keep', '0.5']);
+    expect(readCfg(path.join(dir, 'both.cfg')).layers.map((l) => l.outC)).toEqual([2, 4, 3, 3, 3, 0]);
+    await expect(runVerb(channelsVerb(), ['channels', cfg, weights, path.join(dir, 'x'), '--layers', '3'])).rejects.toThrow(/--layers 3: .*residual\.cfg has 2 residual blocks that can be removed/);
+    await expect(runVerb(channelsVerb(), ['channels', cfg, weights, path.join(dir, 'x'), '--layers', '1', '--keep', '0.5', '--flops', '0.5'])).rejects.toThrow(/give at most one of --keep, --layer-keep, --flops, --latency-ms with --layers \(got --keep, --flops\)/);
+    await expect(runVerb(channelsVerb(), ['channels', cfg, weights, path.join(dir, 'x'), '--layer-keep', 'conv6=0'])).rejects.toThrow(/layer 8 \(conv6\): keeping 0 of 5 filters removes the layer, which cannot be done here: it is not inside a residual block/);
+    // --layer-keep 0 of a branch's conv: its block goes (conv2's gamma is not 0: approximate)
+    const k0 = await runVerb(channelsVerb(), ['channels', cfg, weights, path.join(dir, 'k0'), '--layer-keep', 'conv2=0']);
+    expect(k0.out).toMatch(/^removed with the layers kept at 0: layers 1-3 \(approximate\)$/m);
+    expect(readCfg(path.join(dir, 'k0.cfg')).layers).toHaveLength(9);
+  });
+
+  test('[reference] cfg/resnet-mnist.cfg --layers 1: the lowest-|gamma| stage block goes, the route renumbered, the leaky shortcut said', async () => {
+    const cfg = path.resolve(__dirname, '../../cfg/resnet-mnist.cfg');
+    const spec = readCfg(cfg);
+    const w = randomWeights(spec, 5);
+    for (const l of [6, 7]) w.layers[l].scales = w.layers[l].scales!.map((g) => g * 0.01);
+    const weights = path.join(dir, 'resnet.weights');
+    writeWeights(weights, w, spec);
+    const out = path.join(dir, 'resnet-small');
+    const r = await runVerb(channelsVerb(), ['channels', cfg, weights, out, '--layers', '1', '--criterion', 'bn']);
+    expect(r.out).toMatch(/removed 1 residual block \(--layers 1, lowest score first\): layers 6-8 \(mean \|gamma\| 0\.0\d+, approximate\)/);
+    expect(r.err).toMatch(/layers 6-8: layer 8 \(shortcut\) applied leaky to layer 5 \+ the branch/);
+    const small = readCfg(`${out}.cfg`);
+    expect(small.layers.map((l) => l.type).join(' ')).toBe('convolutional convolutional convolutional shortcut maxpool convolutional route convolutional maxpool convolutional convolutional shortcut avgpool connected softmax');
+    expect(small.layers[6].describe).toMatch(/route +5 +4/);
+    expect(small.layers[11].describe).toMatch(/res +9 /);
+    const text = fs.readFileSync(`${out}.cfg`, 'utf8');
+    expect(text).toContain('# stage 2\'s output (32) and stage 1\'s pooled output (16), concatenated\n[route]\nlayers=-1,4\n');
+    expect(text.split('\n').length).toBeLessThan(fs.readFileSync(cfg, 'utf8').split('\n').length);
+    expect(readWeights(`${out}.weights`, small).layers).toHaveLength(15);
   });
 });

@@ -10,7 +10,8 @@ import { shrink, type ShrinkResult } from './surgery';
 /**
  * Structured pruning that writes a smaller darknet model: rank filters (criteria.ts), choose
  * what goes (plan.ts, over the channel graph of graph.ts), cut the cfg and weights
- * (surgery.ts). This file puts the steps together for the command and the library.
+ * (surgery.ts); whole residual blocks go by blocks.ts. This file puts the steps together for
+ * the command and the library.
  *
  * @example
  *   const spec = parseCfg(cfgText, 'lenet.cfg');
@@ -21,6 +22,10 @@ import { shrink, type ShrinkResult } from './surgery';
 
 export { CRITERIA, bnScores, l1Scores, taylorScores, type ChannelScores, type Criterion, type TaylorResult } from './criteria';
 export { channelGraph, type ChannelGraph } from './graph';
+export {
+  blockForLayer, lowestBlocks, removeBlocks, residualBlocks, scoreBlocks,
+  type BlockRemoval, type BlockScore, type BlockSurgery, type RemovedBlock, type ResidualBlock,
+} from './blocks';
 export { planChannels, planForFlops, shrunkCost, type ChannelPlan, type KeepRatios } from './plan';
 export { shrink, type LayerChange, type ShrinkResult } from './surgery';
 export { formatChannelReport, modelSize, type ChannelPruneReport, type ModelSize } from './report';

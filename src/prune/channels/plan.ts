@@ -2,6 +2,7 @@ import type { NetworkSpec } from '../../cfg/config';
 import { DarknetError } from '../../errors';
 import type { ChannelScores } from './criteria';
 import { inputChannels, whyProtected, type ChannelGraph } from './graph';
+import { blockForLayer } from './blocks';
 import { layerName } from './layers';
 
 /**
@@ -15,6 +16,11 @@ import { layerName } from './layers';
 export interface ChannelPlan {
   /** the removed classes (ChannelGraph.classOf of a removed id) */
   removed: Set<number>;
+  /**
+   * conv / connected layers asked to keep 0 filters: each goes with the residual block around
+   * it (blocks.ts blockForLayer), whatever `removed` says of its filters
+   */
+  emptied?: Set<number>;
 }
 
 /** Fractions of filters to keep, per conv or connected layer (net index); layers not listed keep all. */
@@ -42,8 +48,9 @@ export function keptFilters(g: ChannelGraph, plan: ChannelPlan, layer: number): 
 }
 
 /**
- * The plan for per-layer keep fractions (each in [0, 1]; 0 asks to remove the layer, which
- * is refused). A layer keeps max(1, round(fraction * filters)), rounded up to `roundTo`.
+ * The plan for per-layer keep fractions (each in [0, 1]). A layer keeps max(1, round(fraction *
+ * filters)), rounded up to `roundTo`; 0 removes the layer with the residual block around it
+ * (its branch then adds a constant, folded; refused with the reason where no block can go).
  * @example planChannels(spec, channelGraph(spec), l1Scores(spec, w), new Map([[0, 0.5], [2, 0.5]]), { roundTo: 4 });
  */
 export function planChannels(
@@ -58,17 +65,23 @@ export function planChannels(
   };
 
   const proposed = new Set<number>(); // ids each layer would remove
+  const emptied = new Set<number>();
   for (const [layer, ratio] of ratios) {
     const ids = g.producers.get(layer);
     const name = () => layerName(spec, layer);
     if (!ids) throw new DarknetError(`${layer < spec.layers.length ? name() : `layer ${layer}`}: only convolutional and connected layers have filters to remove`);
     if (!(ratio >= 0 && ratio <= 1)) throw new DarknetError(`${name()}: keep fraction ${ratio} must be in [0, 1]`);
     const free = ids.map((_, f) => f).filter((f) => !whyProtected(g, ids[f]));
+    if (ratio === 0) {
+      const around = blockForLayer(spec, layer);
+      if (around.why) throw new DarknetError(`${name()}: keeping 0 of ${ids.length} filters removes the layer, which cannot be done here: ${around.why}`);
+      // the layer goes whole; its free filters count as proposed for the classes tied to them
+      emptied.add(layer);
+      for (const f of free) proposed.add(ids[f]);
+      continue;
+    }
     if (free.length === 0 && ratio < 1) {
       throw new DarknetError(`${name()}: its filters cannot be removed: ${whyProtected(g, ids[0])}`);
-    }
-    if (ratio === 0) {
-      throw new DarknetError(`${name()}: keeping 0 of ${ids.length} filters removes the layer; removing whole layers (and rewiring their routes and shortcuts) is not supported yet`);
     }
     const want = roundUp(Math.max(1, Math.round(ratio * ids.length)), roundTo, ids.length);
     const s = scoreOf(layer);
@@ -81,7 +94,7 @@ export function planChannels(
   for (const ids of g.producers.values()) {
     for (const id of ids) members.set(g.classOf(id), [...(members.get(g.classOf(id)) ?? []), id]);
   }
-  const plan: ChannelPlan = { removed: new Set() };
+  const plan: ChannelPlan = { removed: new Set(), emptied };
   for (const [cls, ids] of members) {
     if (!g.protectedClasses.has(cls) && ids.every((id) => proposed.has(id))) plan.removed.add(cls);
   }
@@ -91,6 +104,7 @@ export function planChannels(
   for (let changed = roundTo > 1; changed;) {
     changed = false;
     for (const [layer, ids] of g.producers) {
+      if (emptied.has(layer)) continue;
       const kept = keptFilters(g, plan, layer).length;
       const target = roundUp(kept, roundTo, ids.length);
       if (kept === ids.length || kept === target) continue;
@@ -102,9 +116,10 @@ export function planChannels(
   }
 
   for (const [layer] of g.producers) {
-    if (keptFilters(g, plan, layer).length === 0) {
-      throw new DarknetError(`${layerName(spec, layer)}: every filter would go (tied by a [shortcut] to removed ones); removing whole layers is not supported yet`);
-    }
+    if (emptied.has(layer) || keptFilters(g, plan, layer).length > 0) continue;
+    const around = blockForLayer(spec, layer);
+    if (around.why) throw new DarknetError(`${layerName(spec, layer)}: every filter would go (tied by a [shortcut] to removed ones), and the layer cannot be removed: ${around.why}`);
+    emptied.add(layer);
   }
   return plan;
 }
@@ -122,6 +137,22 @@ export interface ShrunkCost {
 }
 
 /**
+ * The layers a plan removes whole: the residual blocks around its emptied layers (and around
+ * layers whose every filter goes). Throws the reason when such a layer cannot go.
+ */
+export function goneLayers(spec: NetworkSpec, g: ChannelGraph, plan: ChannelPlan): Set<number> {
+  const gone = new Set<number>();
+  const emptied = new Set(plan.emptied ?? []);
+  for (const layer of g.producers.keys()) if (keptFilters(g, plan, layer).length === 0) emptied.add(layer);
+  for (const layer of emptied) {
+    const { block, why } = blockForLayer(spec, layer);
+    if (!block) throw new DarknetError(`${layerName(spec, layer)}: every filter would go, and the layer cannot be removed: ${why}`);
+    for (let i = block.from + 1; i <= block.shortcut; i++) gone.add(i);
+  }
+  return gone;
+}
+
+/**
  * FLOPs and parameters after a plan, from shapes alone (no cfg is written): a conv or
  * connected layer's FLOPs and weights scale by kept outputs x kept inputs, its per-filter
  * arrays by kept outputs, a [batchnorm] layer's arrays by kept channels.
@@ -129,7 +160,9 @@ export interface ShrunkCost {
 export function shrunkCost(spec: NetworkSpec, g: ChannelGraph, plan: ChannelPlan): ShrunkCost {
   let flops = 0;
   let params = 0;
+  const gone = goneLayers(spec, g, plan);
   spec.layers.forEach((l, i) => {
+    if (gone.has(i)) return;
     const inCh = inputChannels(g, i);
     const inAll = inCh.reduce((s, ch) => s + ch.length, 0);
     const inKept = inCh.reduce((s, ch) => s + (isKept(g, plan, ch.id) ? ch.length : 0), 0);

@@ -54,10 +54,11 @@ function factor(before: number, after: number): string {
 }
 
 /**
+ * `layerMap` (when layers were removed): per dense layer, its index in the shrunk spec or -1.
  * @example
  *   io.out(formatChannelReport({ spec, size: modelSize(spec, w) }, { spec: small.spec, size: modelSize(small.spec, small.weights) }));
  */
-export function formatChannelReport(dense: Side, shrunk: Side): string {
+export function formatChannelReport(dense: Side, shrunk: Side, layerMap?: readonly number[]): string {
   const flopsUnit = dense.size.flops >= 1e9 ? 1e9 : 1e6;
   const unitName = flopsUnit === 1e9 ? 'BFLOPs' : 'MFLOPs';
   const names = new Map(prunableLayers(dense.spec).map((p) => [p.index, p.name]));
@@ -65,8 +66,13 @@ export function formatChannelReport(dense: Side, shrunk: Side): string {
   const arrow = (a: string, b: string) => (a === b ? a : `${a} -> ${b}`);
   const rows: string[][] = [];
   dense.spec.layers.forEach((l, i) => {
-    const s = shrunk.spec.layers[i];
     if (paramsOf(l) === 0 && l.flops === 0) return;
+    const at = layerMap ? layerMap[i] : i;
+    if (at < 0) {
+      rows.push([String(i), names.get(i) ?? l.type, `${filtersOf(l)} -> removed`, `${thousands(paramsOf(l))} -> 0`, `${(l.flops / flopsUnit).toFixed(3)} -> 0`]);
+      return;
+    }
+    const s = shrunk.spec.layers[at];
     rows.push([
       String(i), names.get(i) ?? l.type, arrow(filtersOf(l), filtersOf(s)), arrow(thousands(paramsOf(l)), thousands(paramsOf(s))),
       arrow((l.flops / flopsUnit).toFixed(3), (s.flops / flopsUnit).toFixed(3)),

@@ -4,12 +4,13 @@ import { rewriteCfg } from '../../cfg/write';
 import type { LayerSpec } from '../../engine/layer';
 import { DarknetError } from '../../errors';
 import type { LayerWeights, WeightsFile } from '../../io/weights';
-import { ReferenceKernels } from '../../kernels/reference';
 import type { Activation } from '../../kernels/types';
 import { inferenceDenominator } from '../../layers/batchnorm-core';
 import type { ConvolutionalSpec } from '../../layers/convolutional';
 import type { ShortcutSpec } from '../../layers/shortcut';
-import { inputChannels, type Channel, type ChannelGraph } from './graph';
+import { blockForLayer, removeBlocks, type BlockRemoval, type RemovedBlock } from './blocks';
+import { channelGraph, inputChannels, type Channel, type ChannelGraph } from './graph';
+import { activate, checkSizes, copyLayer } from './fold';
 import { layerArray, layerName } from './layers';
 import { isKept, keptFilters, type ChannelPlan } from './plan';
 
@@ -26,6 +27,9 @@ import { isKept, keptFilters, type ChannelPlan } from './plan';
  * and [shortcut] layers. Each reader adds what v contributed through its weights to its
  * bias, or, when it has batch norm, subtracts it from its rolling mean, so the remaining
  * network computes what the whole one did.
+ * A plan that leaves a layer no filter (`emptied`, or every filter removed) removes the
+ * residual block around it first (blocks.ts), then cuts the rest; without such a block it is
+ * refused with the reason.
  * NOTE: for a convolutional reader with padding, a constant input contributes less near
  * the border (taps fall outside the image), so the fold (the full kernel sum) is exact
  * only where the kernel lies inside the image; the border drifts until fine-tuning.
@@ -54,9 +58,14 @@ export interface ShrinkResult {
   cfgText: string;
   spec: NetworkSpec;
   weights: WeightsFile;
+  /** the layers that shrank (indexes of the input network) */
   changes: LayerChange[];
   /** approximations made (padding folds), one line each */
   notes: string[];
+  /** when layers were removed (a plan's emptied layers): per layer of the input, its index in the output, or -1 */
+  layerMap?: number[];
+  /** the residual blocks removed with the emptied layers */
+  blocks?: RemovedBlock[];
 }
 
 /**
@@ -70,7 +79,10 @@ export interface ShrinkResult {
 export function shrink(
   cfgText: string, spec: NetworkSpec, weights: WeightsFile, g: ChannelGraph, plan: ChannelPlan, o: ShrinkOptions = {},
 ): ShrinkResult {
-  checkPlan(spec, g, plan);
+  checkPlan(g, plan);
+  const emptied = new Set(plan.emptied ?? []);
+  for (const layer of g.producers.keys()) if (keptFilters(g, plan, layer).length === 0) emptied.add(layer);
+  if (emptied.size) return shrinkWithBlocks(cfgText, spec, weights, g, plan, emptied, o);
   const values = channelValues(spec, weights, g, o.foldValues);
   const layers: LayerWeights[] = [];
   const edits = new Map<number, Record<string, number>>();
@@ -112,17 +124,48 @@ export function shrink(
   return { cfgText: newText, spec: newSpec, weights: { header: { ...weights.header }, layers }, changes, notes };
 }
 
-/** A plan made by hand must not remove what the graph protects, nor a whole layer. */
-function checkPlan(spec: NetworkSpec, g: ChannelGraph, plan: ChannelPlan): void {
+/** A plan made by hand must not remove what the graph protects. */
+function checkPlan(g: ChannelGraph, plan: ChannelPlan): void {
   for (const cls of plan.removed) {
     const why = g.protectedClasses.get(cls);
     if (why) throw new DarknetError(`cannot remove channel class ${cls}: ${why}`);
   }
-  for (const layer of g.producers.keys()) {
-    if (keptFilters(g, plan, layer).length === 0) {
-      throw new DarknetError(`${layerName(spec, layer)}: every filter would go; removing whole layers is not supported yet`);
-    }
+}
+
+/**
+ * A plan that empties layers: the residual block around each goes first (blocks.ts; the
+ * branch's constant, from the last emptied layer in it, is folded into the readers), then
+ * the plan's other channels go from the smaller network, mapped onto its graph.
+ */
+function shrinkWithBlocks(
+  cfgText: string, spec: NetworkSpec, weights: WeightsFile, g: ChannelGraph, plan: ChannelPlan, emptied: Set<number>, o: ShrinkOptions,
+): ShrinkResult {
+  const bySource = new Map<number, BlockRemoval>(); // by the block's shortcut
+  for (const layer of [...emptied].sort((a, b) => a - b)) {
+    const { block, why } = blockForLayer(spec, layer);
+    if (!block) throw new DarknetError(`${layerName(spec, layer)}: every filter would go, and the layer cannot be removed: ${why}`);
+    bySource.set(block.shortcut, { block, source: layer, values: o.foldValues?.get(layer) });
   }
+  const file = o.file ?? spec.file;
+  const cut = removeBlocks(cfgText, spec, weights, [...bySource.values()], { file });
+  const g2 = channelGraph(cut.spec);
+  // a filter of the smaller network goes when its filter in the input network did
+  const removed = new Set<number>();
+  const back: number[] = [];
+  cut.layerMap.forEach((to, from) => { if (to >= 0) back[to] = from; });
+  for (const [layer, ids] of g2.producers) {
+    const old = g.producers.get(back[layer])!;
+    ids.forEach((id, f) => { if (!isKept(g, plan, old[f])) removed.add(g2.classOf(id)); });
+  }
+  const foldValues = o.foldValues && new Map([...o.foldValues].filter(([l]) => cut.layerMap[l] >= 0).map(([l, v]) => [cut.layerMap[l], v]));
+  const rest = shrink(cut.cfgText, cut.spec, cut.weights, g2, { removed }, { file, foldValues });
+  return {
+    ...rest,
+    changes: rest.changes.map((c) => ({ ...c, index: back[c.index], name: layerName(spec, back[c.index]) })),
+    notes: [...cut.notes, ...rest.notes],
+    layerMap: cut.layerMap,
+    blocks: cut.removed,
+  };
 }
 
 /** Per layer, the value each output channel is taken to hold when it is removed (float64). */
@@ -170,18 +213,6 @@ function channelValues(
     values.push(v);
   });
   return values;
-}
-
-/** act(x) per element, by the reference kernels (the functions the tests check every backend against). */
-function activate(x: Float64Array, act: Activation): Float64Array {
-  if (act === 'linear') return x;
-  const k = new ReferenceKernels({ float64: true });
-  const t = k.alloc(x.length);
-  k.upload(t, x);
-  k.activate(t, t, act);
-  const out = Float64Array.from(k.read(t));
-  k.free(t);
-  return out;
 }
 
 function cutConvolutional(
@@ -271,20 +302,4 @@ function removedInputs(inCh: Channel[], keptIn: number[], inValues: Float64Array
 /** The entries `kept` of a per-channel array, in order. */
 function pick(a: Float32Array, kept: number[]): Float32Array {
   return Float32Array.from(kept, (k) => a[k]);
-}
-
-function copyLayer(l: LayerWeights): LayerWeights {
-  const out: LayerWeights = {};
-  for (const [name, a] of Object.entries(l) as Array<[keyof LayerWeights, Float32Array]>) out[name] = a.slice();
-  return out;
-}
-
-/** The new arrays must be exactly what the new cfg asks for (a programming error otherwise). */
-function checkSizes(spec: NetworkSpec, layers: LayerWeights[]): void {
-  spec.layers.forEach((l, i) => {
-    for (const p of l.params) {
-      const a = layers[i][p.name];
-      if (a && a.length !== p.size) throw new Error(`surgery: layer ${i} ${p.name} has ${a.length} floats, the new cfg needs ${p.size}`);
-    }
-  });
 }

@@ -143,3 +143,22 @@ export const CASES: Case[] = [
     prepare: zeroRemoved([[0, [1, 2]]]),
   },
 ];
+
+/**
+ * Two residual blocks (layers 1-3 and 4-6, shortcuts linear, the second's from= absolute), a
+ * [route] of the second block's output and layer 0 (relative), a 1x1 conv, global average, a
+ * connected head and softmax. 1x1 convs where a constant is folded, so every fold is exact.
+ */
+export const RESIDUAL = cfgText(['height=6', 'width=6', 'channels=2'],
+  ['# stem', '[convolutional]', 'batch_normalize=1', 'filters=4', 'size=3', 'stride=1', 'pad=1', 'activation=leaky'],
+  ['# block A', '[convolutional]', 'batch_normalize=1', 'filters=4', 'size=3', 'stride=1', 'pad=1', 'activation=leaky'],
+  ['[convolutional]', 'batch_normalize=1', 'filters=4', 'size=1', 'stride=1', 'pad=0', 'activation=linear'],
+  ['[shortcut]', 'from=-3', 'activation=linear'],
+  ['# block B', '[convolutional]', 'batch_normalize=1', 'filters=4', 'size=3', 'stride=1', 'pad=1', 'activation=leaky'],
+  ['[convolutional]', 'batch_normalize=1', 'filters=4', 'size=1', 'stride=1', 'pad=0', 'activation=linear'],
+  ['[shortcut]', 'from=3', 'activation=linear'],
+  ['# the head', '[route]', 'layers=-1,-7'],
+  ['[convolutional]', 'batch_normalize=1', 'filters=5', 'size=1', 'stride=1', 'pad=0', 'activation=leaky'],
+  ['[avgpool]'],
+  ['[connected]', 'output=3', 'activation=linear'],
+  ['[softmax]']);

@@ -71,7 +71,7 @@ describe('[reference] prune channels', () => {
   });
 
   test('[reference] mistakes are one line each', async () => {
-    await expect(run(['channels', cfg, weights, path.join(dir, 'x')])).rejects.toThrow(/give exactly one of --keep, --layer-keep, --flops, --latency-ms \(got none\)/);
+    await expect(run(['channels', cfg, weights, path.join(dir, 'x')])).rejects.toThrow(/give exactly one of --keep, --layer-keep, --flops, --latency-ms, or --layers \(got none\)/);
     await expect(run(['channels', cfg, weights, path.join(dir, 'x'), '--keep', '0.5', '--flops', '0.5'])).rejects.toThrow(/got --keep, --flops/);
     await expect(run(['channels', cfg, weights, path.join(dir, 'x'), '--keep', '0'])).rejects.toThrow(/--keep 0: must be a number > 0/);
     await expect(run(['channels', cfg, weights, path.join(dir, 'x'), '--keep', '0.5', '--criterion', 'taylor'])).rejects.toThrow(/add --data/);

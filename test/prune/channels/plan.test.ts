@@ -108,7 +108,7 @@ describe('[reference] planChannels', () => {
     expect(keptFilters(g, tied, 1)).toEqual(keptFilters(g, tied, 0));
   });
 
-  test('[reference] keeping 0 filters is refused: removing layers is not supported yet', () => {
+  test('[reference] keeping 0 filters of a layer outside any residual block is refused with the reason', () => {
     const g = channelGraph(residual);
     const scores = l1Scores(residual, randomWeights(residual, 2));
     let error: unknown;
@@ -118,7 +118,11 @@ describe('[reference] planChannels', () => {
       error = e;
     }
     expect(error).toBeInstanceOf(DarknetError);
-    expect((error as Error).message).toMatch(/layer 3 \(conv3\): keeping 0 of 6 filters removes the layer; removing whole layers .* is not supported yet/);
+    expect((error as Error).message).toBe('layer 3 (conv3): keeping 0 of 6 filters removes the layer, which cannot be done here: it is not inside a residual block: only a [shortcut]\'s branch can go whole (the next layer would read nothing)');
+    // the branch's conv (layer 1) may go with its block; the tie to layer 0 keeps layer 0 whole
+    const plan = planChannels(residual, g, scores, new Map([[1, 0]]));
+    expect(plan.emptied).toEqual(new Set([1]));
+    expect(keptFilters(g, plan, 0)).toHaveLength(8);
     expect(() => planChannels(residual, g, scores, new Map([[2, 0.5]]))).toThrow(/only convolutional and connected layers/);
   });
 

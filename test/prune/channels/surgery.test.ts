@@ -89,7 +89,7 @@ describe('[reference] channel surgery on random (non-zero) channels', () => {
     expect(() => planChannels(spec, g, l1Scores(spec, w), new Map([[1, 0.5]]))).toThrow(/layer 1 \(fc2\).*cannot be removed: the network's output/);
     // nor does surgery take a hand-made plan that removes them, or a whole layer
     expect(() => shrink(text, spec, w, g, removing(g, [[1, [0]]]))).toThrow(/network's output \(the classes\)/);
-    expect(() => shrink(text, spec, w, g, removing(g, [[0, [0, 1, 2, 3, 4]]]))).toThrow(/layer 0 \(fc1\): every filter would go/);
+    expect(() => shrink(text, spec, w, g, removing(g, [[0, [0, 1, 2, 3, 4]]]))).toThrow(/layer 0 \(fc1\): every filter would go, and the layer cannot be removed: it is not inside a residual block/);
     const small = shrink(text, spec, w, g, planChannels(spec, g, l1Scores(spec, w), new Map([[0, 0.4]])));
     expect(small.spec.layers.map((l) => l.outputs)).toEqual([2, 4]);
     expect(outputs(small.spec, small.weights, randomInputs(spec, 2, 1), 2).every(Number.isFinite)).toBe(true);
