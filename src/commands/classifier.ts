@@ -3,7 +3,7 @@ import * as readline from 'readline';
 import type { NetworkSpec } from '../cfg/config';
 import { augmentationOf } from '../data/augment';
 import { TrainBatches, type ImageSource } from '../data/loader';
-import { evaluate, rankRow, type Evaluation } from '../engine/evaluate';
+import { evaluate, rankRow, withHierarchy, type Evaluation } from '../engine/evaluate';
 import type { SparseMode } from '../engine/layer';
 import { applyMasks, countMasked, masksFromZeros } from '../engine/masks';
 import type { Network } from '../engine/network';
@@ -272,7 +272,7 @@ export async function predictImages(
     for await (const image of images) {
       // darknet's predict_classifier letterboxes the image to the net's size
       const x = await loadNetworkInput(image, spec.net.w, spec.net.h, spec.net.c, 'letterbox');
-      const out = net.predict(x);
+      const out = withHierarchy(net, net.predict(x), 1);
       const ranked = rankRow(out, 0, data.classes).slice(0, top);
       onPrediction({ image, top: ranked.map((c) => ({ class: c, name: names[c] ?? String(c), probability: out[c] })) });
     }

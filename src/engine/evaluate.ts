@@ -3,6 +3,8 @@ import type { ImageSource } from '../data/loader';
 import { fillInputs } from '../data/loader';
 import type { Network } from './network';
 import { silentReporter, type Reporter } from './reporter';
+import { hierarchyPredictions, networkHierarchy } from '../layers/softmax';
+import type { FloatArray } from '../kernels/types';
 
 /**
  * Accuracy of a network over labelled images: darknet's validate_classifier_single,
@@ -33,6 +35,19 @@ export function rankRow(out: ArrayLike<number>, offset: number, classes: number)
   return Array.from({ length: classes }, (_, c) => c).sort((a, b) => out[offset + b] - out[offset + a]);
 }
 
+/**
+ * The network's output as darknet's classifier verbs rank it: for a tree softmax
+ * (darknet9000.cfg) the path products with inner entries zeroed (hierarchy_predictions),
+ * on a copy of the first `rows` rows; else `out` itself.
+ */
+export function withHierarchy(net: Network, out: FloatArray, rows: number): FloatArray {
+  const parents = networkHierarchy(net.spec.layers);
+  if (!parents || parents.length !== net.outputs) return out;
+  const copy = Float32Array.from(out);
+  hierarchyPredictions(copy, parents, rows);
+  return copy;
+}
+
 export async function evaluate(net: Network, source: ImageSource, o: EvaluateOptions = {}): Promise<Evaluation> {
   if (source.count === 0) throw new DarknetError('nothing to evaluate: the image list is empty');
   const classes = net.outputs;
@@ -57,7 +72,7 @@ export async function evaluate(net: Network, source: ImageSource, o: EvaluateOpt
       pending.catch(() => undefined); // surfaces at its await
     }
     if (o.signal?.aborted) throw new DarknetError('evaluation interrupted');
-    const out = net.predict(buffers[(s / batch) % 2]);
+    const out = withHierarchy(net, net.predict(buffers[(s / batch) % 2]), n);
     for (let j = 0; j < n; j++) {
       const ranked = rankRow(out, j * classes, classes);
       const truth = source.label(s + j);

@@ -24,6 +24,8 @@ export interface SoftmaxSpec extends LayerSpec {
   noloss: boolean;
   /** the sizes of the tree's sibling groups, in file order (null without tree=) */
   tree: number[] | null;
+  /** per entry of the tree, its parent's index (-1 for a root); null without tree= */
+  treeParents: number[] | null;
   /** softmax over channels at each pixel */
   spatial: boolean;
 }
@@ -46,7 +48,8 @@ function parse(o: Options, ctx: ParseContext, common: CommonSpec): SoftmaxSpec {
     if (groups !== 1 || temperature !== 1) throw o.error('softmax spatial=1 cannot be combined with groups or temperature (darknet ignores them then)', 'spatial');
     if (!(ctx.h && ctx.w && ctx.c)) throw o.error('softmax spatial=1 needs an image input (h, w, c > 0)', 'spatial');
   }
-  const tree = treeFile === undefined ? null : readTreeGroups(o, treeFile);
+  const parsedTree = treeFile === undefined ? null : readTree(o, treeFile);
+  const tree = parsedTree?.groups ?? null;
   if (tree) {
     const n = tree.reduce((s, g) => s + g, 0);
     if (n !== ctx.inputs) throw o.error(`softmax tree=${treeFile} has ${n} entries but the layer has ${ctx.inputs} inputs`, 'tree');
@@ -60,6 +63,7 @@ function parse(o: Options, ctx: ParseContext, common: CommonSpec): SoftmaxSpec {
     temperature,
     noloss,
     tree,
+    treeParents: parsedTree?.parents ?? null,
     spatial,
     params: [],
     flops: 0,
@@ -85,13 +89,14 @@ function findTreeFile(o: Options, path: string): string {
 }
 
 /**
- * tree.c's read_tree, the part the softmax needs: each line is `name parent` (parent -1
- * for a root, else the line index of an earlier entry); each run of consecutive lines with
- * the same parent is one softmax group. Returns the group sizes in order.
+ * tree.c's read_tree, the parts darknet uses: each line is `name parent` (parent -1 for a
+ * root, else the line index of an earlier entry); each run of consecutive lines with the
+ * same parent is one softmax group. Returns the group sizes in order and each entry's parent.
  */
-export function parseTreeGroups(text: string, where: (line: number, message: string) => Error): number[] {
+export function parseTree(text: string, where: (line: number, message: string) => Error): { groups: number[]; parents: number[] } {
   const lines = text.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
+  const parents: number[] = [];
   const sizes: number[] = [];
   let lastParent = -1;
   let size = 0;
@@ -100,6 +105,7 @@ export function parseTreeGroups(text: string, where: (line: number, message: str
     if (!m) throw where(i + 1, `expected 'name parent' (parent -1 for a root), got '${raw.slice(0, 40)}'`);
     const parent = parseInt(m[2], 10);
     if (parent < -1 || parent >= i) throw where(i + 1, `parent ${parent} must be -1 or an earlier line's index (0 to ${i - 1})`);
+    parents.push(parent);
     // darknet closes the running group (even an empty first one) whenever the parent changes
     if (parent !== lastParent) {
       sizes.push(size);
@@ -109,12 +115,40 @@ export function parseTreeGroups(text: string, where: (line: number, message: str
     size++;
   });
   sizes.push(size);
-  return sizes.filter((s) => s > 0); // an empty group is a softmax over nothing
+  return { groups: sizes.filter((s) => s > 0), parents }; // an empty group is a softmax over nothing
 }
 
-function readTreeGroups(o: Options, path: string): number[] {
+/** The group sizes of a tree file's text (see parseTree). */
+export function parseTreeGroups(text: string, where: (line: number, message: string) => Error): number[] {
+  return parseTree(text, where).groups;
+}
+
+function readTree(o: Options, path: string): { groups: number[]; parents: number[] } {
   const text = findTreeFile(o, path);
-  return parseTreeGroups(text, (line, message) => fileError(path, line, message));
+  return parseTree(text, (line, message) => fileError(path, line, message));
+}
+
+/**
+ * darknet's hierarchy_predictions with only_leaves, what its classifier predict and valid
+ * apply to a tree softmax's output: each entry's probability times its parent's (parents
+ * come first, so one pass gives the path's product), then every entry that is some
+ * entry's parent set to 0. In place on `rows` rows of `parents.length` values.
+ */
+export function hierarchyPredictions(out: { [i: number]: number }, parents: readonly number[], rows = 1): void {
+  const n = parents.length;
+  const inner = new Uint8Array(n);
+  for (const p of parents) if (p >= 0) inner[p] = 1;
+  for (let r = 0; r < rows; r++) {
+    const o = r * n;
+    for (let j = 0; j < n; j++) if (parents[j] >= 0) out[o + j] *= out[o + parents[j]];
+    for (let j = 0; j < n; j++) if (inner[j]) out[o + j] = 0;
+  }
+}
+
+/** The tree darknet's verbs apply to a network's output (its first tree softmax's, as parse_network_cfg's net->hierarchy), or null. */
+export function networkHierarchy(layers: readonly LayerSpec[]): number[] | null {
+  for (const l of layers) if (l.type === 'softmax' && (l as SoftmaxSpec).treeParents) return (l as SoftmaxSpec).treeParents;
+  return null;
 }
 
 /** Softmax of x[offset + i * stride], i < n, into out, at temperature T (darknet's softmax). */

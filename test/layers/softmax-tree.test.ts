@@ -1,6 +1,6 @@
 import * as path from 'path';
 import { ReferenceKernels } from '../../src/kernels/reference';
-import { parseTreeGroups, SECRET_NUM, softmax } from '../../src/layers/softmax';
+import { hierarchyPredictions, networkHierarchy, parseTree, parseTreeGroups, SECRET_NUM, softmax } from '../../src/layers/softmax';
 import { mulberry32 } from '../../src/engine/random';
 import { Options } from '../../src/cfg/options';
 import { build, COMMON, context, minusNumericalGradient, netState, randomValues, relativeError } from './gradcheck';
@@ -30,6 +30,22 @@ describe('softmax tree=', () => {
     expect(parseTreeGroups('a -1\nb -1\nc 0\nd 0\ne 1\n', (l, m) => new Error(`${l}: ${m}`))).toEqual([2, 2, 1]);
     expect(() => parseTreeGroups('a -1\nb 5\n', (l, m) => new Error(`x.tree:${l}: ${m}`))).toThrow('x.tree:2: parent 5 must be -1 or an earlier line');
     expect(() => parseTreeGroups('a\n', (l, m) => new Error(`x.tree:${l}: ${m}`))).toThrow("x.tree:1: expected 'name parent'");
+  });
+
+  test("darknet's hierarchy_predictions (classifier predict and valid): path products, inner entries 0", () => {
+    const { parents } = parseTree('animal -1\nplant -1\ndog 0\ncat 0\nbird 0\ntree 1\nflower 1\n', (l, m) => new Error(`${l}: ${m}`));
+    expect(parents).toEqual([-1, -1, 0, 0, 0, 1, 1]);
+    const rows = Float64Array.from([0.6, 0.4, 0.5, 0.3, 0.2, 0.9, 0.1, /* row 2 */ 0.1, 0.9, 0.2, 0.2, 0.6, 0.5, 0.5]);
+    hierarchyPredictions(rows, parents, 2);
+    const want = [0, 0, 0.3, 0.18, 0.12, 0.36, 0.04, 0, 0, 0.02, 0.02, 0.06, 0.45, 0.45];
+    want.forEach((v, i) => expect(rows[i]).toBeCloseTo(v, 12));
+    // a deeper path: c's parent b's parent a
+    const deep = Float64Array.from([0.5, 0.8, 0.25]);
+    hierarchyPredictions(deep, [-1, 0, 1]);
+    expect(Array.from(deep)).toEqual([0, 0, 0.1]);
+    const spec = softmax.parse(treeSection({ tree: TREE }), context({ batch: 1, h: 1, w: 1, c: 7 }), COMMON);
+    expect(networkHierarchy([spec])).toEqual(parents);
+    expect(networkHierarchy([softmax.parse(treeSection({}), context({ batch: 1, h: 1, w: 1, c: 7 }), COMMON)])).toBeNull();
   });
 
   test('the file is found relative to the cfg; its size must match the inputs', () => {
