@@ -7,14 +7,11 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { Argv } from 'yargs';
-import yargs from 'yargs/yargs';
 import { parseCfg, readCfg } from '../../src/cfg/parser';
 import { channelPruneCommand } from '../../src/commands/channels';
 import { Interrupted } from '../../src/commands/interrupt';
 import { prune } from '../../src/commands/prune';
 import { summary } from '../../src/commands/summary';
-import type { GlobalArgs, Io, Verb } from '../../src/commands/verb';
 import { augmentationOf } from '../../src/data/augment';
 import { MnistSource } from '../../src/data/loader';
 import { loadMnist } from '../../src/data/mnist';
@@ -28,6 +25,7 @@ import { ReferenceKernels } from '../../src/kernels/reference';
 import { channelLoop, type ChannelModel, type ChannelRoundResult } from '../../src/prune/channels/loop';
 import type { ChannelPruneReport } from '../../src/prune/channels/report';
 import { RESIDUAL } from '../prune/channels/cases';
+import { runVerb } from '../run-verb';
 import { randomWeights } from '../prune/channels/nets';
 
 /** conv 8 5x5/2 -> connected 24 -> connected 10: two layers with filters to remove. */
@@ -197,25 +195,6 @@ describe('[reference] channel loop', () => {
     expect(fs.existsSync(path.join(out, 'tiny_round2.cfg'))).toBe(false);
   }, 60000);
 });
-
-/** Parses argv with a verb's builder (as src/commands/cli.ts registers it) and runs it. */
-async function runVerb(verb: Verb<any>, argv: string[]): Promise<{ out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t) };
-  let picked: (() => Promise<void> | void) | undefined;
-  const y = (yargs() as unknown as Argv<GlobalArgs>).option('backend', { default: 'reference' as const }).strict().fail(false).exitProcess(false);
-  y.command(verb.command, verb.describe, verb.builder, (args) => {
-    picked = () => verb.run(args as never, io);
-  });
-  let failure: unknown;
-  y.parse(argv, {}, (e) => {
-    failure = e;
-  });
-  if (failure) throw failure;
-  await picked!();
-  return { out: out.join(''), err: err.join('') };
-}
 
 describe('[reference] prune --structure channel and summary --compare: the CLI', () => {
   const pruneVerb = () => prune.verbs.find((v) => v.command.startsWith('$0'))!;

@@ -6,16 +6,14 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { Argv } from 'yargs';
-import yargs from 'yargs/yargs';
 import { channels, channelsCommand } from '../../../src/commands/channels';
-import type { GlobalArgs, Io } from '../../../src/commands/verb';
 import { readCfg } from '../../../src/cfg/parser';
 import { MnistSource } from '../../../src/data/loader';
 import { loadMnist } from '../../../src/data/mnist';
 import { collectingReporter } from '../../../src/engine/reporter';
 import { readWeights } from '../../../src/io/weights';
 import { ReferenceKernels } from '../../../src/kernels/reference';
+import { runVerb } from '../../run-verb';
 
 const FIXTURE = path.resolve(__dirname, '../../fixtures/darknet-lenet');
 const cfg = path.join(FIXTURE, 'lenet.cfg');
@@ -27,24 +25,8 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-/** Parses argv with the verb's builder (as src/commands/cli.ts registers it) and runs it. */
-async function run(argv: string[]): Promise<{ out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t) };
-  let picked: (() => Promise<void> | void) | undefined;
-  const y = (yargs() as unknown as Argv<GlobalArgs>).option('backend', { default: 'reference' as const }).strict().fail(false).exitProcess(false);
-  y.command(channels.command, channels.describe, channels.builder, (args) => {
-    picked = () => channels.run(args as never, io);
-  });
-  let failure: unknown;
-  y.parse(argv, {}, (e) => {
-    failure = e;
-  });
-  if (failure) throw failure;
-  await picked!();
-  return { out: out.join(''), err: err.join('') };
-}
+/** The verb, parsed by yargs as the CLI does. */
+const run = (argv: string[]) => runVerb(channels, argv);
 
 describe('[reference] prune channels', () => {
   test('[reference] --keep writes a smaller darknet model and prints what it gained', async () => {
