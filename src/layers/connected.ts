@@ -6,8 +6,8 @@ import {
 import type { Options } from '../cfg/options';
 import { BatchNorm, batchNormParams } from './batchnorm-core';
 import {
-  activationInputTensor, applyMask, backwardNormBiasActivation, forwardNormBiasActivation, initialWeights, sparseWanted,
-  updateWeighted, weightedParams, type WeightedLayer,
+  activationInputTensor, applyMask, backwardNormBiasActivation, forwardNormBiasActivation, initialWeights, refreshSparseWeights,
+  sparseWanted, updateWeighted, weightedParams, type WeightedLayer,
 } from './weighted';
 
 /** darknet's connected_layer.c: `[connected]` / `[conn]`, a dense layer over the flat input. */
@@ -187,16 +187,7 @@ export class ConnectedLayer implements Layer, WeightedLayer {
   /** darknet's update_connected_layer; decay applies to weights only. */
   update(a: UpdateArgs): void {
     updateWeighted(this.k, this, a);
-    const s = this.sparse;
-    if (!s?.A) return;
-    // With a mask the kept positions stay: only the values change. Without one, zeros may
-    // have moved: packed again when next used.
-    if (this.mask) {
-      this.k.sparse!.refresh(s.A, this.weights);
-    } else {
-      this.k.sparse!.free(s.A);
-      s.A = null;
-    }
+    refreshSparseWeights(this.k, this, this.sparse);
   }
 
   setMask(mask: ArrayLike<number> | null): void {

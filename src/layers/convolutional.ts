@@ -7,8 +7,8 @@ import type { Options } from '../cfg/options';
 import { gaussian } from '../engine/random';
 import { BatchNorm, batchNormParams } from './batchnorm-core';
 import {
-  activationInputTensor, applyMask, backwardNormBiasActivation, forwardNormBiasActivation, initialWeights, sparseWanted,
-  updateWeighted, weightedParams, type WeightedLayer,
+  activationInputTensor, applyMask, backwardNormBiasActivation, forwardNormBiasActivation, initialWeights, refreshSparseWeights,
+  sparseWanted, updateWeighted, weightedParams, type WeightedLayer,
 } from './weighted';
 
 /** darknet's convolutional_layer.c: `[convolutional]` / `[conv]`. */
@@ -135,16 +135,7 @@ export class ConvolutionalLayer implements Layer, WeightedLayer {
   /** darknet's update_convolutional_layer; decay applies to weights only. */
   update(a: UpdateArgs): void {
     updateWeighted(this.k, this, a);
-    const s = this.sparse;
-    if (!s?.A) return;
-    // with a mask the kept positions stay and only the values change; without one the
-    // zeros may have moved: packed again when next used
-    if (this.mask) {
-      this.k.sparse!.refresh(s.A, this.weights);
-    } else {
-      this.k.sparse!.free(s.A);
-      s.A = null;
-    }
+    refreshSparseWeights(this.k, this, this.sparse);
   }
 
   setMask(mask: ArrayLike<number> | null): void {

@@ -1,4 +1,4 @@
-import { GRADIENT_FROM_INPUT, type Activation, type ChannelShape, type Kernels, type Tensor } from '../kernels/types';
+import { GRADIENT_FROM_INPUT, type Activation, type ChannelShape, type Kernels, type SparseMatrix, type Tensor } from '../kernels/types';
 import type { ParamSpec, ParamTensor, SparseMode, UpdateArgs } from '../engine/layer';
 import { mulberry32 } from '../engine/random';
 import type { BatchNorm } from './batchnorm-core';
@@ -48,6 +48,21 @@ export function sparseWanted(k: Kernels, l: WeightedLayer, mode: SparseMode, aut
   let zeros = 0;
   for (let i = 0; i < kept.length; i++) if (kept[i] === 0) zeros++;
   return zeros >= autoSparsity * kept.length;
+}
+
+/**
+ * After an update, a layer's compressed weights (`sparse.A`): with a mask the kept
+ * positions stay and only the values change (refreshed in place); without one the zeros
+ * may have moved, so they are dropped and packed again when next used.
+ */
+export function refreshSparseWeights(k: Kernels, l: WeightedLayer, sparse: { A: SparseMatrix | null } | null): void {
+  if (!sparse?.A) return;
+  if (l.mask) {
+    k.sparse!.refresh(sparse.A, l.weights);
+  } else {
+    k.sparse!.free(sparse.A);
+    sparse.A = null;
+  }
 }
 
 /**
