@@ -9,6 +9,7 @@ import { parseCfg } from '../../../src/cfg/parser';
 import { MnistSource } from '../../../src/data/loader';
 import { loadMnist } from '../../../src/data/mnist';
 import { readWeights } from '../../../src/io/weights';
+import { collectingReporter } from '../../../src/engine/reporter';
 import { ReferenceKernels } from '../../../src/kernels/reference';
 import { evaluatorOn, formatBudget, planForBudget, pruningUnits } from '../../../src/prune/channels/budget';
 import { l1Scores } from '../../../src/prune/channels/criteria';
@@ -60,5 +61,35 @@ describe('[reference] budget', () => {
     // a budget below what the smallest level gives is refused with the reason
     await expect(planForBudget(text, spec, w, g, { flops: 0.01, scores, evaluator, levels: [0.5] }))
       .rejects.toThrow(/--flops 0\.01: every layer at its smallest scanned level \(keep 0\.5\) still costs 0\.\d+ x the dense FLOPs/);
+  }, 60000);
+
+  test('[reference] a latency budget: the walk aims by the scan, measures the chosen model, and aims lower until it fits', async () => {
+    const text = fs.readFileSync(path.join(FIXTURE, 'lenet.cfg'), 'utf8');
+    const spec = parseCfg(text, 'lenet.cfg');
+    const w = readWeights(path.join(FIXTURE, 'lenet.weights'), spec);
+    const g = channelGraph(spec);
+    const scores = l1Scores(spec, w);
+    const evaluator = evaluatorOn(new ReferenceKernels(), new MnistSource(loadMnist('t10k', 16), 3), 16);
+    // A stand-in clock: 0.1 ms of overhead plus 1 ms per dense-model FLOPs share, and 20%
+    // slower when conv1 and conv2 are both cut, which no scan of one layer alone sees: the
+    // first walk's estimate is optimistic, the measurement says so, and the walk aims lower.
+    const dense = spec.layers.reduce((s, l) => s + l.flops, 0);
+    const measureLatency = (s: typeof spec) => {
+      const share = s.layers.reduce((t, l) => t + l.flops, 0) / dense;
+      const both = s.layers[0].outC < spec.layers[0].outC && s.layers[2].outC < spec.layers[2].outC;
+      return (0.1 + share) * (both ? 1.2 : 1);
+    };
+    const lines = collectingReporter();
+    const r = await planForBudget(text, spec, w, g, { latencyMs: 0.55, scores, evaluator, measureLatency, levels: [0.6, 0.3], roundTo: 4, reporter: lines });
+    expect(r.latencyMs!.dense).toBeCloseTo(1.1, 12);
+    expect(r.latencyMs!.chosen).toBeLessThanOrEqual(0.55);
+    const small = shrink(text, spec, w, g, r.plan);
+    expect(r.latencyMs!.chosen).toBe(measureLatency(small.spec));
+    const tries = lines.lines.filter((l) => /^latency budget 0\.55 ms: estimated \d+\.\d+ ms, measured \d+\.\d+ ms$/.test(l));
+    expect(tries.length).toBeGreaterThan(1);
+    expect(formatBudget(spec, r)).toMatch(/latency \(batch 1\) 1\.100 -> 0\.\d+ ms/);
+    // a budget the smallest models cannot meet is refused with the reason
+    await expect(planForBudget(text, spec, w, g, { latencyMs: 0.05, scores, evaluator, measureLatency, levels: [0.5] }))
+      .rejects.toThrow(/--latency-ms 0\.05: every layer at its smallest scanned level \(keep 0\.5\) still costs/);
   }, 60000);
 });
