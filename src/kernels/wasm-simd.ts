@@ -229,9 +229,14 @@ export class WasmSimdKernels implements Kernels {
     const w = this.t('convForward', weights);
     checkConv('convForward', s, { out: o, input: x, weights: w }, true);
     const K = (s.c / s.groups) * s.size * s.size;
-    const packed = this.workspace('packedWeights', s.groups * roundUp(s.n / s.groups, 4) * K);
-    this.ex.packConvWeights(packed, w.ptr, s.n, s.groups, K);
-    this.job(CONV_FORWARD, convFlops(s), [o.ptr, x.ptr, packed, ...convArgs(s), this.scratch, this.scratchStride]);
+    // Few images per thread: the threads pack the weights as they go and split each image
+    // (see convForwardJob), rather than the main thread packing them all first.
+    let packed = 0;
+    if (s.batch >= 4 * this.jobThreads(convFlops(s))) {
+      packed = this.workspace('packedWeights', s.groups * roundUp(s.n / s.groups, 4) * K);
+      this.ex.packConvWeights(packed, w.ptr, s.n, s.groups, K);
+    }
+    this.job(CONV_FORWARD, convFlops(s), [o.ptr, x.ptr, packed, w.ptr, ...convArgs(s), this.scratch, this.scratchStride]);
   }
 
   convBackwardFilter(weightUpdates: Tensor, delta: Tensor, input: Tensor, s: ConvShape): void {

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { mulberry32 } from '../../src/engine/random';
 import { PARALLEL_FLOPS, WasmSimdKernels } from '../../src/kernels/wasm-simd';
 import type { Tensor } from '../../src/kernels/types';
-import { comparing, CONV_SHAPES, ELEM, expectConvMatches, expectGemmMatches, LENET_TENSORS, SUM } from './compare';
+import { comparing, conv, CONV_SHAPES, ELEM, expectConvMatches, expectGemmMatches, LENET_TENSORS, SUM } from './compare';
 
 /** gemms big enough (> PARALLEL_FLOPS) for wasm-simd to split between threads: by columns, by rows. */
 const THREADED_GEMMS: [number, number, number][] = [[9, 1037, 263], [131, 40, 600]];
@@ -23,6 +23,16 @@ const THREADED_GEMMS: [number, number, number][] = [[9, 1037, 263], [131, 40, 60
 const THREADED_CONVS = Object.entries(CONV_SHAPES).filter(
   ([, s]) => 2 * s.batch * s.n * s.outH * s.outW * (s.c / s.groups) * s.size * s.size >= PARALLEL_FLOPS,
 );
+/**
+ * Batches under 4 per thread: convForward splits each image between the threads, over its
+ * filters where there are more filters than positions (the deep layers), else over its
+ * positions, each thread packing the weight blocks it uses.
+ */
+const SPLIT_IMAGE_CONVS = {
+  'batch 1, 512 filters on 4x4 (by filters), K = 576 > KC': conv({ batch: 1, c: 64, h: 4, w: 4, n: 512, groups: 1, size: 3, stride: 1, pad: 1 }),
+  'batch 1, 24 filters on 40x40 (by positions)': conv({ batch: 1, c: 8, h: 40, w: 40, n: 24, groups: 1, size: 3, stride: 1, pad: 1 }),
+  'batch 3, groups 2, 256 filters on 6x6 (by filters)': conv({ batch: 3, c: 32, h: 6, w: 6, n: 256, groups: 2, size: 3, stride: 1, pad: 1 }),
+};
 
 for (const threads of [1, 2]) {
   describe(`[wasm-simd] ${threads} thread${threads > 1 ? 's' : ''}, waitForWorkers`, () => {
@@ -87,6 +97,13 @@ for (const threads of [1, 2]) {
 
       for (const [name, s] of THREADED_CONVS) {
         test(`conv ${name}: forward, backward filter and data match the reference`, () => {
+          expectConvMatches(c, s);
+        });
+      }
+
+      for (const [name, s] of Object.entries(SPLIT_IMAGE_CONVS)) {
+        test(`conv ${name}: each image split between the threads matches the reference`, () => {
+          expect(2 * s.batch * s.n * s.outH * s.outW * (s.c / s.groups) * s.size * s.size).toBeGreaterThanOrEqual(PARALLEL_FLOPS);
           expectConvMatches(c, s);
         });
       }

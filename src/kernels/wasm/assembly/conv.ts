@@ -102,11 +102,17 @@ function packIm2col(dst: usize, x: usize, k0: i32, kc: i32, j0: i32, nc: i32, id
 
 /**
  * out = conv(input, weights) as a job. wp holds the weights packed by `packConvWeights`
- * (groups x roundUp(ng, MR) x K floats). A unit is an (image, part of its positions):
- * whole images when batch >= nt, else each image split nt ways.
+ * (groups x roundUp(ng, MR) x K floats), or is 0: then each thread packs the blocks of
+ * `weights` it needs into its scratch as it goes (no serial packing before the job).
+ * A unit is an (image, part): whole images when parts = 1; else each image split `parts`
+ * ways, over its filters where there are more filters than positions (the deep layers:
+ * each part packs the image's patches again, the smaller matrix) and over its positions
+ * otherwise (each part packs the weights again). Parts only when wp = 0, which the host
+ * passes when batch < 4 x nt: a batch-1 image then spreads over the threads, and the
+ * weights are packed by the threads in parallel rather than by the host alone.
  */
 export function convForwardJob(
-  tid: i32, counter: usize, nt: i32, out: usize, x: usize, wp: usize,
+  tid: i32, counter: usize, nt: i32, out: usize, x: usize, wp: usize, weights: usize,
   batch: i32, c: i32, h: i32, w: i32, n: i32, groups: i32, size: i32, stride: i32, pad: i32, outH: i32, outW: i32,
   scratch: usize, scratchStride: usize,
 ): i32 {
@@ -114,27 +120,36 @@ export function convForwardJob(
   const cg = gCg, ng = gNg, K = gK, N = gPositions;
   const ngPad = roundUp(ng, MR);
   const s = scratch + <usize>tid * scratchStride;
-  const bp = packBPtr(s), tile = tilePtr(s), idx = indexPtr(s);
-  const parts = batch >= nt ? 1 : nt;
+  const ap = packAPtr(s), bp = packBPtr(s), tile = tilePtr(s), idx = indexPtr(s);
+  const byFilters = ng > N;
+  const panels = byFilters ? (ng + MR - 1) / MR : (N + NR - 1) / NR;
+  const tileSize = byFilters ? MR : NR;
+  // about 4 units per thread, so that a thread slowed by the machine takes fewer
+  const parts = wp != 0 || nt == 1 || batch >= 4 * nt ? 1 : max<i32>(1, imin(panels, (4 * nt + batch - 1) / batch));
   const units = batch * parts;
   let done = 0;
   for (let u = claim(counter); u < units; u = claim(counter), done++) {
     const b = u / parts, part = u % parts;
-    const panels = (N + NR - 1) / NR;
-    const jLo = imin(N, panels * part / parts * NR), jHi = imin(N, panels * (part + 1) / parts * NR);
+    const extent = byFilters ? ng : N;
+    const lo = imin(extent, panels * part / parts * tileSize), hi = imin(extent, panels * (part + 1) / parts * tileSize);
+    const jLo = byFilters ? 0 : lo, jHi = byFilters ? N : hi;
+    const mLo = byFilters ? lo : 0, mHi = byFilters ? hi : ng;
     for (let g = 0; g < groups; g++) {
       const xg = x + <usize>((b * c + g * cg) * h * w) * 4;
       const og = out + <usize>((b * n + g * ng) * N) * 4;
       const wg = wp + <usize>(g * ngPad * K) * 4;
+      const rawG = weights + <usize>(g * ng * K) * 4;
       for (let nc0 = jLo; nc0 < jHi; nc0 += NC) {
         const nc = imin(NC, jHi - nc0);
         for (let kc0 = 0; kc0 < K; kc0 += KC) {
           const kc = imin(KC, K - kc0);
           packIm2col(bp, xg, kc0, kc, nc0, nc, idx);
-          const ak = wg + <usize>(kc0 * ngPad) * 4;
-          for (let mc0 = 0; mc0 < ng; mc0 += MC) {
-            const mc = imin(MC, ng - mc0);
-            macroKernel(ak + <usize>(mc0 * kc) * 4, bp, og + <usize>(mc0 * N + nc0) * 4, <usize>N * 4, mc, nc, kc, kc0 > 0, tile);
+          for (let mc0 = mLo; mc0 < mHi; mc0 += MC) {
+            const mc = imin(MC, mHi - mc0);
+            let ak = ap;
+            if (wp != 0) ak = wg + <usize>(kc0 * ngPad + mc0 * kc) * 4;
+            else packA(ap, rawG, K, false, mc0, mc, kc0, kc, 1);
+            macroKernel(ak, bp, og + <usize>(mc0 * N + nc0) * 4, <usize>N * 4, mc, nc, kc, kc0 > 0, tile);
           }
         }
       }

@@ -400,12 +400,17 @@ export function batchnormStats(mean: usize, variance: usize, x: usize, batch: i3
 
 /** out = (x - mean[f]) / sqrt(variance[f] + eps); out may be x. */
 export function normalize(out: usize, x: usize, mean: usize, variance: usize, eps: f64, batch: i32, channels: i32, spatial: i32): void {
+  // NOTE: f32x4 with a reciprocal, not an f64 division per value: this runs on every
+  // inference batch-norm layer (at batch 1 it took an eighth of a forward pass)
   for (let b = 0; b < batch; b++) {
     for (let f = 0; f < channels; f++) {
-      const m = <f64>load<f32>(at(mean, f));
-      const sd = Math.sqrt(<f64>load<f32>(at(variance, f)) + eps);
+      const m = load<f32>(at(mean, f));
+      const inv = <f32>(1 / Math.sqrt(<f64>load<f32>(at(variance, f)) + eps));
+      const vm = f32x4.splat(m), vi = f32x4.splat(inv);
       const o = (b * channels + f) * spatial;
-      for (let i = 0; i < spatial; i++) store<f32>(at(out, o + i), <f32>((<f64>load<f32>(at(x, o + i)) - m) / sd));
+      let i = 0;
+      for (; i + 4 <= spatial; i += 4) v128.store(at(out, o + i), f32x4.mul(f32x4.sub(v128.load(at(x, o + i)), vm), vi));
+      for (; i < spatial; i++) store<f32>(at(out, o + i), (load<f32>(at(x, o + i)) - m) * inv);
     }
   }
 }
