@@ -54,7 +54,11 @@ export interface WasmSimdOptions {
 }
 
 /** Exported functions that run as jobs, fn(tid, counter, nt, ...), by index (see WorkerPool.run). */
-const JOBS = ['gemmJob', 'convForwardJob', 'convBackwardDataJob', 'convBackwardFilterJob', ...SPARSE_JOBS] as const;
+const JOBS = [
+  'gemmJob', 'convForwardJob', 'convBackwardDataJob', 'convBackwardFilterJob',
+  'activateJob', 'copyJob', 'addBiasJob', 'scaleBiasJob', 'normalizeJob', 'shortcutJob', 'maxpoolJob',
+  ...SPARSE_JOBS,
+] as const;
 const GEMM = 0;
 const CONV_FORWARD = 1;
 const CONV_BACKWARD_DATA = 2;
@@ -62,6 +66,13 @@ const CONV_BACKWARD_FILTER = 3;
 
 /** Jobs with fewer flops than this run on the main thread alone (a dispatch costs ~10-50 us). */
 export const PARALLEL_FLOPS = 4e6;
+/**
+ * Elementwise and per-channel ops (activate, copy, addBias, scaleBias, normalize, shortcut,
+ * maxpool) on fewer values than this run on the main thread alone. NOTE: one thread does
+ * ~5 values/ns (leaky on 256K values: 50 us), and a dispatch costs 10-50 us, so only the
+ * biggest tensors of a net (ResNet-18's 112x112x64 and 56x56x64) are worth splitting.
+ */
+export const PARALLEL_VALUES = 262144;
 const PAGE = 65536;
 const COST_TYPES: Record<CostType, number> = { sse: 0, L1: 1, smooth: 2 };
 
@@ -177,6 +188,7 @@ export class WasmSimdKernels implements Kernels {
     const d = this.t('copy', dst);
     const s = this.t('copy', src);
     sameSize('copy', d, s);
+    if (this.split('copyJob', d.size, d.size / 4, [d.ptr, s.ptr, d.size])) return;
     this.f32.copyWithin(d.ptr >>> 2, s.ptr >>> 2, (s.ptr >>> 2) + s.size);
   }
 
@@ -272,6 +284,7 @@ export class WasmSimdKernels implements Kernels {
     const xs = this.t('addBias', x);
     const b = this.t('addBias', biases);
     checkChannels('addBias', s, xs, b);
+    if (this.split('addBiasJob', xs.size, s.batch * s.channels, [xs.ptr, b.ptr, s.batch, s.channels, s.spatial])) return;
     this.ex.addBias(xs.ptr, b.ptr, s.batch, s.channels, s.spatial);
   }
 
@@ -279,6 +292,7 @@ export class WasmSimdKernels implements Kernels {
     const xs = this.t('scaleBias', x);
     const sc = this.t('scaleBias', scales);
     checkChannels('scaleBias', s, xs, sc);
+    if (this.split('scaleBiasJob', xs.size, s.batch * s.channels, [xs.ptr, sc.ptr, s.batch, s.channels, s.spatial])) return;
     this.ex.scaleBias(xs.ptr, sc.ptr, s.batch, s.channels, s.spatial);
   }
 
@@ -304,7 +318,10 @@ export class WasmSimdKernels implements Kernels {
     const d = this.t('activate', dst);
     const x = this.t('activate', src);
     sameSize('activate', d, x);
-    this.ex.activate(d.ptr, x.ptr, d.size, activationId('activate', act));
+    const id = activationId('activate', act);
+    if (act === 'linear' && d === x) return; // in place, nothing changes
+    if (this.split('activateJob', d.size, d.size / 4, [d.ptr, x.ptr, d.size, id])) return;
+    this.ex.activate(d.ptr, x.ptr, d.size, id);
   }
 
   gradient(delta: Tensor, output: Tensor, act: Activation): void {
@@ -320,7 +337,9 @@ export class WasmSimdKernels implements Kernels {
     const o = this.t('maxpoolForward', out);
     const x = this.t('maxpoolForward', input);
     checkPool('maxpoolForward', s, o, x);
-    this.ex.maxpool(o.ptr, x.ptr, s.batch, s.c, s.h, s.w, s.size, s.stride, s.padding, s.outH, s.outW, 0, 0);
+    const args = [o.ptr, x.ptr, s.batch, s.c, s.h, s.w, s.size, s.stride, s.padding, s.outH, s.outW, 0, 0];
+    if (this.split('maxpoolJob', x.size, s.batch * s.c, args)) return;
+    this.ex.maxpool(...args);
   }
 
   maxpoolBackward(inputDelta: Tensor, delta: Tensor, input: Tensor, s: PoolShape): void {
@@ -329,7 +348,9 @@ export class WasmSimdKernels implements Kernels {
     const x = this.t('maxpoolBackward', input);
     checkPool('maxpoolBackward', s, d, x);
     sameSize('maxpoolBackward', dx, x);
-    this.ex.maxpool(d.ptr, x.ptr, s.batch, s.c, s.h, s.w, s.size, s.stride, s.padding, s.outH, s.outW, dx.ptr, 1);
+    const args = [d.ptr, x.ptr, s.batch, s.c, s.h, s.w, s.size, s.stride, s.padding, s.outH, s.outW, dx.ptr, 1];
+    if (this.split('maxpoolJob', x.size, s.batch * s.c, args)) return;
+    this.ex.maxpool(...args);
   }
 
   avgpoolForward(out: Tensor, input: Tensor, s: ChannelShape): void {
@@ -405,6 +426,7 @@ export class WasmSimdKernels implements Kernels {
     checkChannels('normalize', s, xs, m);
     sameSize('normalize', v, m);
     sameSize('normalize', o, xs);
+    if (this.split('normalizeJob', xs.size, s.batch * s.channels, [o.ptr, xs.ptr, m.ptr, v.ptr, eps, s.batch, s.channels, s.spatial])) return;
     this.ex.normalize(o.ptr, xs.ptr, m.ptr, v.ptr, eps, s.batch, s.channels, s.spatial);
   }
 
@@ -435,7 +457,9 @@ export class WasmSimdKernels implements Kernels {
     const o = this.t('shortcut', out);
     const a = this.t('shortcut', add);
     const { stride, sample } = checkShortcut(s, o, a);
-    this.ex.shortcut(o.ptr, a.ptr, s1, s2, s.batch, s.w1, s.h1, s.c1, s.w2, s.h2, s.c2, stride, sample);
+    const args = [o.ptr, a.ptr, s1, s2, s.batch, s.w1, s.h1, s.c1, s.w2, s.h2, s.c2, stride, sample];
+    if (this.split('shortcutJob', o.size, s.batch * Math.min(s.c1, s.c2), args)) return;
+    this.ex.shortcut(...args);
   }
 
   sgdUpdate(weights: Tensor, updates: Tensor, mask: Tensor | null, p: SgdParams): void {
@@ -498,6 +522,19 @@ export class WasmSimdKernels implements Kernels {
   private job(fn: number, flops: number, args: number[]): void {
     const nt = this.jobThreads(flops);
     this.pool.run(fn, [nt, ...args], nt === 1);
+  }
+
+  /**
+   * Runs an elementwise or per-channel op as a job split into `parts` (planes, or runs of
+   * 4 values) when it touches at least PARALLEL_VALUES values and there are threads to
+   * share it; false when the caller should run it serially. args follow nt, units last.
+   */
+  private split(name: (typeof JOBS)[number], values: number, parts: number, args: number[]): boolean {
+    if (this.threads === 1 || values < PARALLEL_VALUES || parts < 2) return false;
+    // about 4 units per thread, so that a thread slowed by the machine takes fewer
+    const units = Math.min(Math.floor(parts), 4 * this.threads);
+    this.pool.run(JOBS.indexOf(name), [this.threads, ...args, units]);
+    return true;
   }
 
   /** A workspace of at least `floats` floats for one purpose, reused by every later call. */

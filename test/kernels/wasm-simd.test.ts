@@ -1,7 +1,8 @@
 /**
  * What only the wasm-simd backend has. kernels.test.ts compares every op of it with the
  * reference (with its default threads, one per core, and with one thread); here:
- *   - its threads: with 2, every threaded job (gemm and convolutions over 4 MFLOP) waits for
+ *   - its threads: with 2, every threaded job (gemm and convolutions over 4 MFLOP; elementwise
+ *     and per-channel ops over PARALLEL_VALUES values) waits for
  *     the worker to join (`waitForWorkers`), so the worker's share is tested even when a busy
  *     machine would have run it late; without waiting, results match however the units fall;
  *   - its shared memory, which grows under live tensors;
@@ -13,9 +14,9 @@
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { mulberry32 } from '../../src/engine/random';
-import { PARALLEL_FLOPS, WasmSimdKernels } from '../../src/kernels/wasm-simd';
+import { PARALLEL_FLOPS, PARALLEL_VALUES, WasmSimdKernels } from '../../src/kernels/wasm-simd';
 import type { Tensor } from '../../src/kernels/types';
-import { comparing, conv, CONV_SHAPES, ELEM, expectConvMatches, expectGemmMatches, LENET_TENSORS, SUM } from './compare';
+import { comparing, conv, CONV_SHAPES, ELEM, EXACT, expectConvMatches, expectGemmMatches, LENET_TENSORS, pool, SUM } from './compare';
 
 /** gemms big enough (> PARALLEL_FLOPS) for wasm-simd to split between threads: by columns, by rows. */
 const THREADED_GEMMS: [number, number, number][] = [[9, 1037, 263], [131, 40, 600]];
@@ -42,7 +43,7 @@ for (const threads of [1, 2]) {
     });
     afterAll(() => k?.dispose());
     const c = comparing(() => k, `wasm-simd x${threads}`);
-    const { ref, values, pair, check } = c;
+    const { ref, values, random, pair, check } = c;
     beforeEach(c.reseed);
 
     test('names itself and its threads', () => {
@@ -107,6 +108,81 @@ for (const threads of [1, 2]) {
           expectConvMatches(c, s);
         });
       }
+
+      // Elementwise and per-channel ops over PARALLEL_VALUES values are split between the
+      // threads: by planes (odd sizes, so units end mid-image and rows have scalar tails),
+      // or by runs of 4 values.
+      test('per-channel ops over many planes (addBias, scaleBias, normalize) match the reference', () => {
+        const jobs = k.threadStats().jobs;
+        const s = { batch: 2, channels: 37, spatial: 4099 };
+        expect(s.batch * s.channels * s.spatial).toBeGreaterThanOrEqual(PARALLEL_VALUES);
+        const x = pair(values(s.batch * s.channels * s.spatial, 3));
+        const b = pair(values(s.channels));
+        const mean = pair(values(s.channels));
+        const variance = pair(values(s.channels).map(Math.abs));
+        const out = pair(new Float32Array(x.r.size));
+        k.normalize(out.g, x.g, mean.g, variance.g, 1e-5, s);
+        ref.normalize(out.r, x.r, mean.r, variance.r, 1e-5, s);
+        check(out, ELEM, 'normalize');
+        k.scaleBias(out.g, b.g, s);
+        ref.scaleBias(out.r, b.r, s);
+        check(out, ELEM, 'scaleBias');
+        k.addBias(out.g, b.g, s);
+        ref.addBias(out.r, b.r, s);
+        check(out, ELEM, 'addBias');
+        expect(k.threadStats().jobs).toBe(jobs + 3);
+      });
+
+      test('activate, copy and shortcut over many values match the reference', () => {
+        const jobs = k.threadStats().jobs;
+        const n = PARALLEL_VALUES + 4 * 1001 + 3;
+        const x = pair(values(n, 4));
+        const y = pair(new Float32Array(n));
+        for (const act of ['leaky', 'relu', 'logistic', 'mish'] as const) {
+          k.activate(y.g, x.g, act);
+          ref.activate(y.r, x.r, act);
+          check(y, act === 'relu' ? EXACT : ELEM, `activate ${act}`);
+        }
+        k.copy(y.g, x.g);
+        ref.copy(y.r, x.r);
+        check(y, EXACT, 'copy');
+        k.activate(y.g, y.g, 'linear'); // in place: nothing to do
+        check(y, EXACT, 'activate linear in place');
+        const shapes = {
+          'same shape': { batch: 2, w1: 113, h1: 63, c1: 19, w2: 113, h2: 63, c2: 19 },
+          'add downsampled, fewer channels out': { batch: 2, w1: 226, h1: 126, c1: 21, w2: 113, h2: 63, c2: 19 },
+        };
+        for (const [name, s] of Object.entries(shapes)) {
+          const add = pair(values(s.batch * s.c1 * s.h1 * s.w1));
+          const out = pair(values(s.batch * s.c2 * s.h2 * s.w2));
+          k.shortcut(out.g, add.g, 0.5, 2, s);
+          ref.shortcut(out.r, add.r, 0.5, 2, s);
+          check(out, EXACT, `shortcut, ${name}`);
+        }
+        expect(k.threadStats().jobs).toBe(jobs + 7); // 4 activations, copy, 2 shortcuts
+      });
+
+      test('maxpool over many planes, forward and += backward, matches the reference', () => {
+        const jobs = k.threadStats().jobs;
+        for (const s of [
+          pool({ batch: 2, c: 19, h: 92, w: 91, size: 2, stride: 2, padding: 1 }),
+          pool({ batch: 1, c: 23, h: 115, w: 121, size: 3, stride: 2, padding: 2 }),
+        ]) {
+          const n = s.batch * s.c * s.h * s.w;
+          expect(n).toBeGreaterThanOrEqual(PARALLEL_VALUES);
+          const input = pair(Float32Array.from({ length: n }, () => Math.floor(random() * 3)));
+          const out = pair(new Float32Array(s.batch * s.c * s.outH * s.outW));
+          const delta = pair(values(out.r.size));
+          const inputDelta = pair(values(n));
+          k.maxpoolForward(out.g, input.g, s);
+          ref.maxpoolForward(out.r, input.r, s);
+          check(out, EXACT, 'maxpoolForward');
+          k.maxpoolBackward(inputDelta.g, delta.g, input.g, s);
+          ref.maxpoolBackward(inputDelta.r, delta.r, input.r, s);
+          check(inputDelta, ELEM, 'maxpoolBackward');
+        }
+        expect(k.threadStats().jobs).toBe(jobs + 4);
+      });
 
       test('the worker did part of the threaded jobs above', () => {
         const { jobs, workerUnits } = k.threadStats();

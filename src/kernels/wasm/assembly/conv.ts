@@ -124,8 +124,11 @@ export function convForwardJob(
   const byFilters = ng > N;
   const panels = byFilters ? (ng + MR - 1) / MR : (N + NR - 1) / NR;
   const tileSize = byFilters ? MR : NR;
-  // about 4 units per thread, so that a thread slowed by the machine takes fewer
-  const parts = wp != 0 || nt == 1 || batch >= 4 * nt ? 1 : max<i32>(1, imin(panels, (4 * nt + batch - 1) / batch));
+  // about 4 units per thread, so that a thread slowed by the machine takes fewer; but by
+  // filters, one per thread: each part packs the image's patches again, which cost as much
+  // as the part's gemm in ResNet-18's 14x14 and 7x7 layers with 8 parts (no gain from 2 threads)
+  const perThread = byFilters ? 1 : 4;
+  const parts = wp != 0 || nt == 1 || batch >= 4 * nt ? 1 : max<i32>(1, imin(panels, (perThread * nt + batch - 1) / batch));
   const units = batch * parts;
   let done = 0;
   for (let u = claim(counter); u < units; u = claim(counter), done++) {

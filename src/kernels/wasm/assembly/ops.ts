@@ -46,28 +46,33 @@ export function copyRows(d: usize, s: usize, batch: i32, n: i32, srcStride: i32,
 // ---- per-channel ops ([batch, channels, spatial]) ----
 
 export function addBias(x: usize, biases: usize, batch: i32, channels: i32, spatial: i32): void {
-  for (let b = 0; b < batch; b++) {
-    for (let f = 0; f < channels; f++) {
-      const row = at(x, (b * channels + f) * spatial);
-      const bias = load<f32>(at(biases, f));
-      const v = f32x4.splat(bias);
-      let i = 0;
-      for (; i + 4 <= spatial; i += 4) v128.store(at(row, i), f32x4.add(v128.load(at(row, i)), v));
-      for (; i < spatial; i++) store<f32>(at(row, i), load<f32>(at(row, i)) + bias);
-    }
+  addBiasPlanes(x, biases, channels, spatial, 0, batch * channels);
+}
+
+/** addBias over the planes (b, f) = p / channels, p % channels for p in [p0, p1). */
+function addBiasPlanes(x: usize, biases: usize, channels: i32, spatial: i32, p0: i32, p1: i32): void {
+  for (let p = p0; p < p1; p++) {
+    const row = at(x, p * spatial);
+    const bias = load<f32>(at(biases, p % channels));
+    const v = f32x4.splat(bias);
+    let i = 0;
+    for (; i + 4 <= spatial; i += 4) v128.store(at(row, i), f32x4.add(v128.load(at(row, i)), v));
+    for (; i < spatial; i++) store<f32>(at(row, i), load<f32>(at(row, i)) + bias);
   }
 }
 
 export function scaleBias(x: usize, scales: usize, batch: i32, channels: i32, spatial: i32): void {
-  for (let b = 0; b < batch; b++) {
-    for (let f = 0; f < channels; f++) {
-      const row = at(x, (b * channels + f) * spatial);
-      const scale = load<f32>(at(scales, f));
-      const v = f32x4.splat(scale);
-      let i = 0;
-      for (; i + 4 <= spatial; i += 4) v128.store(at(row, i), f32x4.mul(v128.load(at(row, i)), v));
-      for (; i < spatial; i++) store<f32>(at(row, i), load<f32>(at(row, i)) * scale);
-    }
+  scaleBiasPlanes(x, scales, channels, spatial, 0, batch * channels);
+}
+
+function scaleBiasPlanes(x: usize, scales: usize, channels: i32, spatial: i32, p0: i32, p1: i32): void {
+  for (let p = p0; p < p1; p++) {
+    const row = at(x, p * spatial);
+    const scale = load<f32>(at(scales, p % channels));
+    const v = f32x4.splat(scale);
+    let i = 0;
+    for (; i + 4 <= spatial; i += 4) v128.store(at(row, i), f32x4.mul(v128.load(at(row, i)), v));
+    for (; i < spatial; i++) store<f32>(at(row, i), load<f32>(at(row, i)) * scale);
   }
 }
 
@@ -179,6 +184,8 @@ function gradientOne(y: f64, act: i32): f64 {
 
 /** d = act(s) elementwise; d may be s. */
 export function activate(d: usize, s: usize, n: i32, act: i32): void {
+  // linear in place (a conv before a shortcut) would rewrite every value unchanged
+  if (act == LINEAR && d == s) return;
   let i = 0;
   if (act == RELU || act == LEAKY || act == LINEAR) {
     // x * (x > 0 ? 1 : 0) keeps relu's -0 and NaN as the formula does; leaky selects
@@ -217,10 +224,15 @@ export function gradient(d: usize, y: usize, n: i32, act: i32): void {
  * out-of-image taps are -FLT_MAX and never win. One scan serves forward and backward.
  */
 export function maxpool(out: usize, x: usize, batch: i32, c: i32, h: i32, w: i32, size: i32, stride: i32, padding: i32, outH: i32, outW: i32, dx: usize, backward: bool): void {
+  maxpoolPlanes(out, x, h, w, size, stride, padding, outH, outW, dx, backward, 0, batch * c);
+}
+
+/** maxpool over the planes [p0, p1) of [batch * c]: each reads and writes its own plane only. */
+function maxpoolPlanes(out: usize, x: usize, h: i32, w: i32, size: i32, stride: i32, padding: i32, outH: i32, outW: i32, dx: usize, backward: bool, p0: i32, p1: i32): void {
   const offset = -(padding / 2);
   // darknet's usual 2x2 / 2 (padding 0, or its default 1, which pads after the image only)
   const pairs = size == 2 && stride == 2 && offset == 0;
-  for (let plane = 0; plane < batch * c; plane++) {
+  for (let plane = p0; plane < p1; plane++) {
     const xp = at(x, plane * h * w);
     const op = at(out, plane * outH * outW);
     const dp = at(dx, plane * h * w);
@@ -400,18 +412,21 @@ export function batchnormStats(mean: usize, variance: usize, x: usize, batch: i3
 
 /** out = (x - mean[f]) / sqrt(variance[f] + eps); out may be x. */
 export function normalize(out: usize, x: usize, mean: usize, variance: usize, eps: f64, batch: i32, channels: i32, spatial: i32): void {
+  normalizePlanes(out, x, mean, variance, eps, channels, spatial, 0, batch * channels);
+}
+
+function normalizePlanes(out: usize, x: usize, mean: usize, variance: usize, eps: f64, channels: i32, spatial: i32, p0: i32, p1: i32): void {
   // NOTE: f32x4 with a reciprocal, not an f64 division per value: this runs on every
   // inference batch-norm layer (at batch 1 it took an eighth of a forward pass)
-  for (let b = 0; b < batch; b++) {
-    for (let f = 0; f < channels; f++) {
-      const m = load<f32>(at(mean, f));
-      const inv = <f32>(1 / Math.sqrt(<f64>load<f32>(at(variance, f)) + eps));
-      const vm = f32x4.splat(m), vi = f32x4.splat(inv);
-      const o = (b * channels + f) * spatial;
-      let i = 0;
-      for (; i + 4 <= spatial; i += 4) v128.store(at(out, o + i), f32x4.mul(f32x4.sub(v128.load(at(x, o + i)), vm), vi));
-      for (; i < spatial; i++) store<f32>(at(out, o + i), (load<f32>(at(x, o + i)) - m) * inv);
-    }
+  for (let p = p0; p < p1; p++) {
+    const f = p % channels;
+    const m = load<f32>(at(mean, f));
+    const inv = <f32>(1 / Math.sqrt(<f64>load<f32>(at(variance, f)) + eps));
+    const vm = f32x4.splat(m), vi = f32x4.splat(inv);
+    const o = p * spatial;
+    let i = 0;
+    for (; i + 4 <= spatial; i += 4) v128.store(at(out, o + i), f32x4.mul(f32x4.sub(v128.load(at(x, o + i)), vm), vi));
+    for (; i < spatial; i++) store<f32>(at(out, o + i), (load<f32>(at(x, o + i)) - m) * inv);
   }
 }
 
@@ -449,15 +464,32 @@ export function dropout(d: usize, s: usize, rand: usize, n: i32, prob: f64, scal
 
 /** darknet's shortcut_cpu (see types.ts ShortcutShape); stride and sample already clamped to >= 1. */
 export function shortcut(out: usize, add: usize, s1: f32, s2: f32, batch: i32, w1: i32, h1: i32, c1: i32, w2: i32, h2: i32, c2: i32, stride: i32, sample: i32): void {
+  const minC = c1 < c2 ? c1 : c2;
+  shortcutPlanes(out, add, s1, s2, w1, h1, c1, w2, h2, c2, stride, sample, 0, batch * minC);
+}
+
+/** shortcut over the planes (b, k) = p / minC, p % minC for p in [p0, p1). */
+function shortcutPlanes(out: usize, add: usize, s1: f32, s2: f32, w1: i32, h1: i32, c1: i32, w2: i32, h2: i32, c2: i32, stride: i32, sample: i32, p0: i32, p1: i32): void {
   const minW = w1 < w2 ? w1 : w2, minH = h1 < h2 ? h1 : h2, minC = c1 < c2 ? c1 : c2;
-  for (let b = 0; b < batch; b++) {
-    for (let k = 0; k < minC; k++) {
-      for (let j = 0; j < minH; j++) {
-        for (let i = 0; i < minW; i++) {
-          const oi = at(out, ((b * c2 + k) * h2 + j * sample) * w2 + i * sample);
-          const ai = at(add, ((b * c1 + k) * h1 + j * stride) * w1 + i * stride);
-          store<f32>(oi, s1 * load<f32>(oi) + s2 * load<f32>(ai));
-        }
+  // same-size planes (a residual block's): each plane is one contiguous run, f32x4 (the
+  // same f32 multiplies and add as the scalar loop, so the same bits)
+  const flat = stride == 1 && sample == 1 && w1 == w2 && h1 == h2;
+  const v1 = f32x4.splat(s1), v2 = f32x4.splat(s2);
+  for (let p = p0; p < p1; p++) {
+    const b = p / minC, k = p % minC;
+    if (flat) {
+      const o = at(out, (b * c2 + k) * h2 * w2), a = at(add, (b * c1 + k) * h1 * w1);
+      const n = w1 * h1;
+      let i = 0;
+      for (; i + 4 <= n; i += 4) v128.store(at(o, i), f32x4.add(f32x4.mul(v1, v128.load(at(o, i))), f32x4.mul(v2, v128.load(at(a, i)))));
+      for (; i < n; i++) store<f32>(at(o, i), s1 * load<f32>(at(o, i)) + s2 * load<f32>(at(a, i)));
+      continue;
+    }
+    for (let j = 0; j < minH; j++) {
+      for (let i = 0; i < minW; i++) {
+        const oi = at(out, ((b * c2 + k) * h2 + j * sample) * w2 + i * sample);
+        const ai = at(add, ((b * c1 + k) * h1 + j * stride) * w1 + i * stride);
+        store<f32>(oi, s1 * load<f32>(oi) + s2 * load<f32>(ai));
       }
     }
   }
@@ -496,4 +528,72 @@ export function sgdUpdate(w: usize, u: usize, mask: usize, n: i32, rate: f32, mo
     store<f32>(at(w, i), wi);
     store<f32>(at(u, i), ui);
   }
+}
+
+// ---- the same ops as jobs (see gemmJob): a unit is a share of the planes, or of the values ----
+
+/** Where unit u of `units` starts in [0, total): an even share, rounded down to a multiple of `step`. */
+@inline function share(total: i32, u: i32, units: i32, step: i32): i32 {
+  if (u >= units) return total;
+  const lo = <i32>(<i64>total * u / units);
+  return lo - lo % step;
+}
+
+export function activateJob(tid: i32, counter: usize, nt: i32, d: usize, s: usize, n: i32, act: i32, units: i32): i32 {
+  let done = 0;
+  for (let u = atomic.add<i32>(counter, 1); u < units; u = atomic.add<i32>(counter, 1), done++) {
+    const lo = share(n, u, units, 4), hi = share(n, u + 1, units, 4);
+    activate(at(d, lo), at(s, lo), hi - lo, act);
+  }
+  return done;
+}
+
+export function copyJob(tid: i32, counter: usize, nt: i32, d: usize, s: usize, n: i32, units: i32): i32 {
+  let done = 0;
+  for (let u = atomic.add<i32>(counter, 1); u < units; u = atomic.add<i32>(counter, 1), done++) {
+    const lo = share(n, u, units, 4), hi = share(n, u + 1, units, 4);
+    memory.copy(at(d, lo), at(s, lo), <usize>(hi - lo) << 2);
+  }
+  return done;
+}
+
+export function addBiasJob(tid: i32, counter: usize, nt: i32, x: usize, biases: usize, batch: i32, channels: i32, spatial: i32, units: i32): i32 {
+  let done = 0;
+  for (let u = atomic.add<i32>(counter, 1); u < units; u = atomic.add<i32>(counter, 1), done++) {
+    addBiasPlanes(x, biases, channels, spatial, share(batch * channels, u, units, 1), share(batch * channels, u + 1, units, 1));
+  }
+  return done;
+}
+
+export function scaleBiasJob(tid: i32, counter: usize, nt: i32, x: usize, scales: usize, batch: i32, channels: i32, spatial: i32, units: i32): i32 {
+  let done = 0;
+  for (let u = atomic.add<i32>(counter, 1); u < units; u = atomic.add<i32>(counter, 1), done++) {
+    scaleBiasPlanes(x, scales, channels, spatial, share(batch * channels, u, units, 1), share(batch * channels, u + 1, units, 1));
+  }
+  return done;
+}
+
+export function normalizeJob(tid: i32, counter: usize, nt: i32, out: usize, x: usize, mean: usize, variance: usize, eps: f64, batch: i32, channels: i32, spatial: i32, units: i32): i32 {
+  let done = 0;
+  for (let u = atomic.add<i32>(counter, 1); u < units; u = atomic.add<i32>(counter, 1), done++) {
+    normalizePlanes(out, x, mean, variance, eps, channels, spatial, share(batch * channels, u, units, 1), share(batch * channels, u + 1, units, 1));
+  }
+  return done;
+}
+
+export function shortcutJob(tid: i32, counter: usize, nt: i32, out: usize, add: usize, s1: f32, s2: f32, batch: i32, w1: i32, h1: i32, c1: i32, w2: i32, h2: i32, c2: i32, stride: i32, sample: i32, units: i32): i32 {
+  const planes = batch * (c1 < c2 ? c1 : c2);
+  let done = 0;
+  for (let u = atomic.add<i32>(counter, 1); u < units; u = atomic.add<i32>(counter, 1), done++) {
+    shortcutPlanes(out, add, s1, s2, w1, h1, c1, w2, h2, c2, stride, sample, share(planes, u, units, 1), share(planes, u + 1, units, 1));
+  }
+  return done;
+}
+
+export function maxpoolJob(tid: i32, counter: usize, nt: i32, out: usize, x: usize, batch: i32, c: i32, h: i32, w: i32, size: i32, stride: i32, padding: i32, outH: i32, outW: i32, dx: usize, backward: bool, units: i32): i32 {
+  let done = 0;
+  for (let u = atomic.add<i32>(counter, 1); u < units; u = atomic.add<i32>(counter, 1), done++) {
+    maxpoolPlanes(out, x, h, w, size, stride, padding, outH, outW, dx, backward, share(batch * c, u, units, 1), share(batch * c, u + 1, units, 1));
+  }
+  return done;
 }
