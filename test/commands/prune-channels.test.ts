@@ -26,24 +26,11 @@ import { channelLoop, type ChannelModel, type ChannelRoundResult } from '../../s
 import type { ChannelPruneReport } from '../../src/prune/channels/report';
 import { RESIDUAL } from '../prune/channels/cases';
 import { runVerb } from '../run-verb';
+import { smallNet } from '../small-net';
 import { randomWeights } from '../prune/channels/nets';
 
 /** conv 8 5x5/2 -> connected 24 -> connected 10: two layers with filters to remove. */
-const CFG = `
-[net]
-batch=16
-height=28
-width=28
-channels=1
-min_crop=28
-max_crop=28
-learning_rate=0.05
-momentum=0.9
-decay=0.0005
-policy=poly
-power=1
-max_batches=40
-
+const CFG = `${smallNet(40)}
 [convolutional]
 filters=8
 size=5
