@@ -3,7 +3,8 @@
  * `npm test`) in a child process, real signals, real files. Ctrl-C / SIGTERM during
  * `classifier train`, `prune` and `prune --structure channel`, resuming, a weights file whose `seen` is not a multiple
  * of the batch, NaN training, prune resume against a stale or broken report, saving
- * through a symlink and refusing what is not a regular file.
+ * through a symlink and refusing what is not a regular file, `prune channels --layers`
+ * writing a smaller model and refusing without writing.
  */
 import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -12,6 +13,7 @@ import * as path from 'path';
 import { readCfg } from '../../src/cfg/parser';
 import { exportMnist } from '../../src/data/mnist-export';
 import { readWeights, serializeWeights } from '../../src/io/weights';
+import { RESIDUAL } from '../prune/channels/cases';
 import { randomWeights } from '../prune/channels/nets';
 import { smallCfg } from '../small-net';
 
@@ -212,6 +214,39 @@ describe('resume and bad numbers', () => {
 });
 
 describe('files', () => {
+  test('a cfg asking for mish where its gradient cannot be computed ([shortcut]) is one line naming the file and line', async () => {
+    const cfg = path.join(dir, 'mish.cfg');
+    fs.writeFileSync(cfg, RESIDUAL.replace('[shortcut]\nfrom=-3\nactivation=linear', '[shortcut]\nfrom=-3\nactivation=mish'));
+    const line = fs.readFileSync(cfg, 'utf8').split('\n').indexOf('activation=mish') + 1;
+    const r = await cli(['summary', cfg]);
+    expect(r.code).toBe(1);
+    expect(r.err.trim()).toBe(`darknet-ts: ${cfg}:${line}: activation=mish is not supported in [shortcut]`);
+  });
+
+  test('prune channels --layers writes a smaller cfg and weights that load; a refusal exits 1 in one line and writes nothing', async () => {
+    const cfg = path.join(dir, 'residual.cfg');
+    fs.writeFileSync(cfg, RESIDUAL);
+    const spec = readCfg(cfg);
+    const weights = path.join(dir, 'residual.weights');
+    fs.writeFileSync(weights, serializeWeights(randomWeights(spec, 5), spec));
+    const before = fs.readFileSync(weights);
+    const out = path.join(dir, 'minus-block');
+    const ok = await cli(['prune', 'channels', cfg, weights, out, '--layers', '1', '--criterion', 'bn']);
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(/^removed 1 residual block \(--layers 1, lowest score first\): layers \d+-\d+/m);
+    const small = readCfg(`${out}.cfg`);
+    expect(small.layers).toHaveLength(spec.layers.length - 3);
+    readWeights(`${out}.weights`, small); // loads: sizes match the smaller cfg
+    // more blocks than the net has: one line naming the option, exit 1, nothing written, the input untouched
+    const refused = path.join(dir, 'minus-three');
+    const r = await cli(['prune', 'channels', cfg, weights, refused, '--layers', '3']);
+    expect(r.code).toBe(1);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toMatch(/--layers 3: .*residual\.cfg has 2 residual blocks that can be removed/);
+    expect(fs.existsSync(`${refused}.cfg`) || fs.existsSync(`${refused}.weights`)).toBe(false);
+    expect(fs.readFileSync(weights).equals(before)).toBe(true);
+  });
+
   test('a truncated report.json is a clear error, not an internal one', async () => {
     const out = path.join(dir, 'prune-broken');
     fs.mkdirSync(out, { recursive: true });
