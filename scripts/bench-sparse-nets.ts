@@ -26,73 +26,51 @@ async function main(): Promise<void> {
   const k = await createKernels('wasm-simd');
   console.log(`backend: ${k.description}`);
   const base = readCfg(path.resolve(__dirname, '..', '..', 'cfg', 'lenet-300-100.cfg'));
-  const rows: string[] = [];
-  for (const batch of [1, 64]) {
-    const spec = withBatch(base, batch);
-    const net = new Network(spec, k, { seed: 1 });
-    const rules = new Map([[0, 0.92], [1, 0.91], [2, 0.74]].map(([i, s]) => [i, { kind: 'fraction' as const, sparsity: s }]));
-    const pruned = applyThreshold(spec, net.exportWeights(), { scope: 'map', rules }).weights;
-    net.loadWeights(pruned);
-    const compression = sparsityOf(spec, pruned).total.compression;
-    const random = mulberry32(2);
-    const x = Float32Array.from({ length: batch * spec.net.inputs }, () => random());
-    const images = batch === 1 ? 4000 : 40000;
-    const time = (mode: 'on' | 'off') => {
-      net.setSparse(mode);
-      for (let i = 0; i < 20; i++) net.predict(x);
-      const t0 = process.hrtime.bigint();
-      for (let n = 0; n < images; n += batch) net.predict(x);
-      return images / (Number(process.hrtime.bigint() - t0) / 1e9);
-    };
-    const dense: number[] = [];
-    const sparse: number[] = [];
-    for (let r = 0; r < 5; r++) {
-      dense.push(time('off'));
-      sparse.push(time('on'));
+  const lenet5 = readCfg(path.resolve(__dirname, '..', '..', 'cfg', 'lenet.cfg'));
+
+  /** Inference images/s of `cfg` pruned by `rules` (layer -> fraction of zeros), dense against `mode`, runs alternating. */
+  const inference = (cfg: typeof base, rules: [number, number][], mode: 'on' | 'auto', seed: number, images: Record<number, number>, warmup: number) => {
+    const rows: string[] = [];
+    for (const batch of [1, 64]) {
+      const spec = withBatch(cfg, batch);
+      const net = new Network(spec, k, { seed: 1 });
+      const ruleMap = new Map(rules.map(([i, sp]) => [i, { kind: 'fraction' as const, sparsity: sp }]));
+      const pruned = applyThreshold(spec, net.exportWeights(), { scope: 'map', rules: ruleMap }).weights;
+      net.loadWeights(pruned);
+      const compression = sparsityOf(spec, pruned).total.compression;
+      const random = mulberry32(seed);
+      const x = Float32Array.from({ length: batch * spec.net.inputs }, () => random());
+      let sparseLayers: number[] = [];
+      const time = (m: 'on' | 'auto' | 'off') => {
+        const on = net.setSparse(m);
+        if (m !== 'off') sparseLayers = on;
+        for (let i = 0; i < warmup; i++) net.predict(x);
+        const t0 = process.hrtime.bigint();
+        for (let n = 0; n < images[batch]; n += batch) net.predict(x);
+        return images[batch] / (Number(process.hrtime.bigint() - t0) / 1e9);
+      };
+      const dense: number[] = [];
+      const sparse: number[] = [];
+      for (let r = 0; r < 5; r++) {
+        dense.push(time('off'));
+        sparse.push(time(mode));
+      }
+      const d = median(dense);
+      const sp = median(sparse);
+      rows.push(`${String(batch).padStart(5)}  ${compression.toFixed(1).padStart(11)}x  ${d.toFixed(0).padStart(13)}  ${sp.toFixed(0).padStart(14)}  ${(sp / d).toFixed(2).padStart(6)}x  ${sparseLayers.join(',')}`);
+      net.dispose();
     }
-    const d = median(dense);
-    const s = median(sparse);
-    rows.push(`${String(batch).padStart(5)}  ${compression.toFixed(1).padStart(11)}x  ${d.toFixed(0).padStart(13)}  ${s.toFixed(0).padStart(14)}  ${(s / d).toFixed(2).padStart(6)}x`);
-    net.dispose();
-  }
+    return rows;
+  };
+
+  const rows = inference(base, [[0, 0.92], [1, 0.91], [2, 0.74]], 'on', 2, { 1: 4000, 64: 40000 }, 20);
   console.log('LeNet-300-100, inference (network alone), images/s, medians of 5 alternating runs');
-  console.log('batch  compression  dense img/s  sparse img/s   ratio');
+  console.log('batch  compression  dense img/s  sparse img/s   ratio  sparse layers');
   for (const r of rows) console.log(r);
 
   // LeNet-5 pruned as Han et al. (conv1 34%, conv2 88%, fc1 92%, fc2 81% zeros): sparse
   // where `auto` puts it (conv1 stays dense) against every layer dense.
-  const lenet5 = readCfg(path.resolve(__dirname, '..', '..', 'cfg', 'lenet.cfg'));
-  const rows5: string[] = [];
-  for (const batch of [1, 64]) {
-    const spec = withBatch(lenet5, batch);
-    const net = new Network(spec, k, { seed: 1 });
-    const rules = new Map([[0, 0.34], [2, 0.88], [4, 0.92], [5, 0.81]].map(([i, s]) => [i, { kind: 'fraction' as const, sparsity: s }]));
-    const pruned = applyThreshold(spec, net.exportWeights(), { scope: 'map', rules }).weights;
-    net.loadWeights(pruned);
-    const compression = sparsityOf(spec, pruned).total.compression;
-    const random = mulberry32(4);
-    const x = Float32Array.from({ length: batch * spec.net.inputs }, () => random());
-    const images = batch === 1 ? 1000 : 6400;
-    let sparseLayers: number[] = [];
-    const time = (mode: 'auto' | 'off') => {
-      const on = net.setSparse(mode);
-      if (mode === 'auto') sparseLayers = on;
-      for (let i = 0; i < 5; i++) net.predict(x);
-      const t0 = process.hrtime.bigint();
-      for (let n = 0; n < images; n += batch) net.predict(x);
-      return images / (Number(process.hrtime.bigint() - t0) / 1e9);
-    };
-    const dense: number[] = [];
-    const sparse: number[] = [];
-    for (let r = 0; r < 5; r++) {
-      dense.push(time('off'));
-      sparse.push(time('auto'));
-    }
-    const d = median(dense);
-    const s = median(sparse);
-    rows5.push(`${String(batch).padStart(5)}  ${compression.toFixed(1).padStart(11)}x  ${d.toFixed(0).padStart(13)}  ${s.toFixed(0).padStart(14)}  ${(s / d).toFixed(2).padStart(6)}x  ${sparseLayers.join(',')}`);
-    net.dispose();
-  }
+  const rows5 = inference(lenet5, [[0, 0.34], [2, 0.88], [4, 0.92], [5, 0.81]], 'auto', 4, { 1: 1000, 64: 6400 }, 5);
   console.log('LeNet-5, inference (network alone), images/s, medians of 5 alternating runs, sparse = --sparse auto');
   console.log('batch  compression  dense img/s  sparse img/s   ratio  sparse layers');
   for (const r of rows5) console.log(r);
