@@ -82,3 +82,39 @@ describe('deconvolutional forward and backward (reference, float64)', () => {
     for (const e of Object.values(errors)) expect(e).toBeLessThan(1e-6);
   });
 });
+
+describe('deconvolutional batch norm after a load', () => {
+  test('new rolling statistics loaded into a built network are the ones inference uses', async () => {
+    const { parseCfg } = await import('../../src/cfg/parser');
+    const { Network } = await import('../../src/engine/network');
+    const spec = parseCfg(`[net]
+batch=1
+height=3
+width=3
+channels=2
+
+[deconvolutional]
+batch_normalize=1
+filters=3
+size=2
+stride=2
+activation=linear
+`, 'deconv-bn.cfg');
+    const kd = new ReferenceKernels({ float64: true });
+    const x = Float64Array.from({ length: spec.net.inputs }, (_, i) => Math.sin(i + 1));
+    const net = new Network(spec, kd, { seed: 1 });
+    const w = net.exportWeights();
+    const first = Array.from(net.predict(x));
+    w.layers[0].rolling_variance = Float32Array.from([4, 9, 0.25]);
+    w.layers[0].rolling_mean = Float32Array.from([0.5, -1, 2]);
+    net.loadWeights(w);
+    const reloaded = Array.from(net.predict(x));
+    const fresh = new Network(spec, kd, { seed: 2 });
+    fresh.loadWeights(w);
+    const expected = Array.from(fresh.predict(x));
+    expect(reloaded).not.toEqual(first);
+    reloaded.forEach((v, i) => expect(v).toBeCloseTo(expected[i], 12));
+    net.dispose();
+    fresh.dispose();
+  });
+});
