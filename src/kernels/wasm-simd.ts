@@ -55,7 +55,7 @@ export interface WasmSimdOptions {
 
 /** Exported functions that run as jobs, fn(tid, counter, nt, ...), by index (see WorkerPool.run). */
 const JOBS = [
-  'gemmJob', 'convForwardJob', 'convBackwardDataJob', 'convBackwardFilterJob',
+  'gemmJob', 'convForwardJob', 'convBackwardDataJob', 'convBackwardFilterJob', 'packPatchesJob', 'packConvWeightsJob',
   'activateJob', 'copyJob', 'addBiasJob', 'scaleBiasJob', 'normalizeJob', 'shortcutJob', 'maxpoolJob',
   ...SPARSE_JOBS,
 ] as const;
@@ -63,6 +63,10 @@ const GEMM = 0;
 const CONV_FORWARD = 1;
 const CONV_BACKWARD_DATA = 2;
 const CONV_BACKWARD_FILTER = 3;
+const PACK_PATCHES = 4;
+const PACK_CONV_WEIGHTS = 5;
+/** Output positions of one column block of the conv gemm (the module's NC). */
+const PATCH_COLUMNS = 1024;
 
 /** Jobs with fewer flops than this run on the main thread alone (a dispatch costs ~10-50 us). */
 export const PARALLEL_FLOPS = 4e6;
@@ -73,6 +77,8 @@ export const PARALLEL_FLOPS = 4e6;
  * biggest tensors of a net (ResNet-18's 112x112x64 and 56x56x64) are worth splitting.
  */
 export const PARALLEL_VALUES = 262144;
+/** Weights of a convolution count as this many flops each in choosing its threads. */
+const WEIGHT_FLOPS = 16;
 const PAGE = 65536;
 const COST_TYPES: Record<CostType, number> = { sse: 0, L1: 1, smooth: 2 };
 
@@ -241,14 +247,30 @@ export class WasmSimdKernels implements Kernels {
     const w = this.t('convForward', weights);
     checkConv('convForward', s, { out: o, input: x, weights: w }, true);
     const K = (s.c / s.groups) * s.size * s.size;
-    // Few images per thread: the threads pack the weights as they go and split each image
-    // (see convForwardJob), rather than the main thread packing them all first.
+    // Few images per thread: the threads split each image (see convForwardJob), after
+    // packing together what every part would otherwise pack again.
+    // a layer with few flops but many weights (a 1x1 classifier at batch 1: 4 MB read for
+    // 2 MFLOP) is memory-bound: two threads read their halves of the weights side by side
+    const nt = this.jobThreads(Math.max(convFlops(s), s.n * K * WEIGHT_FLOPS));
+    const N = s.outH * s.outW;
+    const packedFloats = s.groups * roundUp(s.n / s.groups, 4) * K;
     let packed = 0;
-    if (s.batch >= 4 * this.jobThreads(convFlops(s))) {
-      packed = this.workspace('packedWeights', s.groups * roundUp(s.n / s.groups, 4) * K);
+    let patches = 0;
+    if (s.batch >= 4 * nt) {
+      packed = this.workspace('packedWeights', packedFloats);
       this.ex.packConvWeights(packed, w.ptr, s.n, s.groups, K);
+    } else if (nt > 1 && s.n / s.groups <= N) {
+      // a few images split by positions: the threads pack the weights once, together,
+      // rather than each part packing all of them again
+      packed = this.workspace('packedWeights', packedFloats);
+      this.pool.run(PACK_CONV_WEIGHTS, [nt, packed, w.ptr, s.n, s.groups, K]);
+    } else if (nt > 1 && s.batch === 1 && s.groups === 1 && N <= PATCH_COLUMNS) {
+      // one image split by filters (more filters than positions): the threads pack its
+      // patches once, together, and each packs only its own filters' weights as it goes
+      patches = this.workspace('patches', K * roundUp(N, 8));
+      this.pool.run(PACK_PATCHES, [nt, patches, x.ptr, s.c, s.h, s.w, s.size, s.stride, s.pad, s.outH, s.outW, this.scratch, this.scratchStride]);
     }
-    this.job(CONV_FORWARD, convFlops(s), [o.ptr, x.ptr, packed, w.ptr, ...convArgs(s), this.scratch, this.scratchStride]);
+    this.pool.run(CONV_FORWARD, [nt, o.ptr, x.ptr, packed, w.ptr, ...convArgs(s), this.scratch, this.scratchStride, patches], nt === 1);
   }
 
   convBackwardFilter(weightUpdates: Tensor, delta: Tensor, input: Tensor, s: ConvShape): void {

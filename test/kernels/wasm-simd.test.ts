@@ -15,7 +15,7 @@ import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { mulberry32 } from '../../src/engine/random';
 import { PARALLEL_FLOPS, PARALLEL_VALUES, WasmSimdKernels } from '../../src/kernels/wasm-simd';
-import type { Tensor } from '../../src/kernels/types';
+import type { ConvShape, Tensor } from '../../src/kernels/types';
 import { comparing, conv, CONV_SHAPES, ELEM, EXACT, expectConvMatches, expectGemmMatches, LENET_TENSORS, pool, SUM } from './compare';
 
 /** gemms big enough (> PARALLEL_FLOPS) for wasm-simd to split between threads: by columns, by rows. */
@@ -27,12 +27,24 @@ const THREADED_CONVS = Object.entries(CONV_SHAPES).filter(
 /**
  * Batches under 4 per thread: convForward splits each image between the threads, over its
  * filters where there are more filters than positions (the deep layers), else over its
- * positions, each thread packing the weight blocks it uses.
+ * positions. What every part would pack again is packed first by the threads together,
+ * in a job of its own: the image's patches (batch 1, one group, split by filters) or the
+ * weights (split by positions). `jobs`: the pool jobs one convForward makes with 2 threads.
+ * A layer with few flops but many weights (a 1x1 classifier) is threaded too.
  */
-const SPLIT_IMAGE_CONVS = {
-  'batch 1, 512 filters on 4x4 (by filters), K = 576 > KC': conv({ batch: 1, c: 64, h: 4, w: 4, n: 512, groups: 1, size: 3, stride: 1, pad: 1 }),
-  'batch 1, 24 filters on 40x40 (by positions)': conv({ batch: 1, c: 8, h: 40, w: 40, n: 24, groups: 1, size: 3, stride: 1, pad: 1 }),
-  'batch 3, groups 2, 256 filters on 6x6 (by filters)': conv({ batch: 3, c: 32, h: 6, w: 6, n: 256, groups: 2, size: 3, stride: 1, pad: 1 }),
+const SPLIT_IMAGE_CONVS: Record<string, { s: ConvShape; jobs: number }> = {
+  'batch 1, 512 filters on 4x4 (by filters, patches packed together), K = 576 > KC':
+    { s: conv({ batch: 1, c: 64, h: 4, w: 4, n: 512, groups: 1, size: 3, stride: 1, pad: 1 }), jobs: 2 },
+  'batch 1, stride 2, 256 filters on 9x9 to 5x5 (by filters, patches packed together)':
+    { s: conv({ batch: 1, c: 64, h: 9, w: 9, n: 256, groups: 1, size: 3, stride: 2, pad: 1 }), jobs: 2 },
+  'batch 1, 24 filters on 40x40 (by positions, weights packed together)':
+    { s: conv({ batch: 1, c: 8, h: 40, w: 40, n: 24, groups: 1, size: 3, stride: 1, pad: 1 }), jobs: 2 },
+  'batch 2, groups 2, 32 filters on 20x20 (by positions, weights packed together)':
+    { s: conv({ batch: 2, c: 32, h: 20, w: 20, n: 32, groups: 2, size: 3, stride: 1, pad: 1 }), jobs: 2 },
+  'batch 3, groups 2, 256 filters on 6x6 (by filters, each part packs the patches)':
+    { s: conv({ batch: 3, c: 32, h: 6, w: 6, n: 256, groups: 2, size: 3, stride: 1, pad: 1 }), jobs: 1 },
+  'batch 1, 1x1 with 1000 filters on 1x1 (0.6 MFLOP, but 300K weights)':
+    { s: conv({ batch: 1, c: 300, h: 1, w: 1, n: 1000, groups: 1, size: 1, stride: 1, pad: 0 }), jobs: 2 },
 };
 
 for (const threads of [1, 2]) {
@@ -102,10 +114,19 @@ for (const threads of [1, 2]) {
         });
       }
 
-      for (const [name, s] of Object.entries(SPLIT_IMAGE_CONVS)) {
+      for (const [name, { s, jobs }] of Object.entries(SPLIT_IMAGE_CONVS)) {
         test(`conv ${name}: each image split between the threads matches the reference`, () => {
-          expect(2 * s.batch * s.n * s.outH * s.outW * (s.c / s.groups) * s.size * s.size).toBeGreaterThanOrEqual(PARALLEL_FLOPS);
-          expectConvMatches(c, s);
+          const input = pair(values(s.batch * s.c * s.h * s.w));
+          const weights = pair(values((s.n * s.c / s.groups) * s.size * s.size, 0.5));
+          const out = pair(values(s.batch * s.n * s.outH * s.outW)); // overwritten
+          const before = k.threadStats();
+          k.convForward(out.g, input.g, weights.g, s);
+          const after = k.threadStats();
+          ref.convForward(out.r, input.r, weights.r, s);
+          check(out, SUM, 'convForward');
+          // the packing job, then the conv job
+          expect(after.jobs - before.jobs).toBe(threads > 1 ? jobs : 0);
+          expectConvMatches(c, s); // and backward, with the same shapes
         });
       }
 

@@ -104,31 +104,34 @@ function packIm2col(dst: usize, x: usize, k0: i32, kc: i32, j0: i32, nc: i32, id
  * out = conv(input, weights) as a job. wp holds the weights packed by `packConvWeights`
  * (groups x roundUp(ng, MR) x K floats), or is 0: then each thread packs the blocks of
  * `weights` it needs into its scratch as it goes (no serial packing before the job).
- * A unit is an (image, part): whole images when parts = 1; else each image split `parts`
- * ways, over its filters where there are more filters than positions (the deep layers:
- * each part packs the image's patches again, the smaller matrix) and over its positions
- * otherwise (each part packs the weights again). Parts only when wp = 0, which the host
- * passes when batch < 4 x nt: a batch-1 image then spreads over the threads, and the
- * weights are packed by the threads in parallel rather than by the host alone.
+ * A unit is an (image, part): whole images when batch >= 4 x nt; else each image split
+ * `parts` ways, so that a batch-1 image spreads over the threads: over its filters where
+ * there are more filters than positions (the deep layers), over its positions otherwise.
+ * Split by positions, each part packs the weights again unless wp is given (the host
+ * packs them first with packConvWeightsJob). Split by filters, each part packs the
+ * image's patches again unless `patches` is not 0: then it holds them packed by
+ * packPatchesJob (batch 1, one group, N <= NC) and the parts read them.
  */
 export function convForwardJob(
   tid: i32, counter: usize, nt: i32, out: usize, x: usize, wp: usize, weights: usize,
   batch: i32, c: i32, h: i32, w: i32, n: i32, groups: i32, size: i32, stride: i32, pad: i32, outH: i32, outW: i32,
-  scratch: usize, scratchStride: usize,
+  scratch: usize, scratchStride: usize, patches: usize,
 ): i32 {
   geometry(batch, c, h, w, n, groups, size, stride, pad, outH, outW);
   const cg = gCg, ng = gNg, K = gK, N = gPositions;
   const ngPad = roundUp(ng, MR);
+  const nPad = roundUp(N, NR);
   const s = scratch + <usize>tid * scratchStride;
   const ap = packAPtr(s), bp = packBPtr(s), tile = tilePtr(s), idx = indexPtr(s);
   const byFilters = ng > N;
   const panels = byFilters ? (ng + MR - 1) / MR : (N + NR - 1) / NR;
   const tileSize = byFilters ? MR : NR;
   // about 4 units per thread, so that a thread slowed by the machine takes fewer; but by
-  // filters, one per thread: each part packs the image's patches again, which cost as much
-  // as the part's gemm in ResNet-18's 14x14 and 7x7 layers with 8 parts (no gain from 2 threads)
+  // filters, one per thread: each part streams the whole patch matrix (ResNet-18's 14x14:
+  // 1.8 MB, past this CPU's L2), or packs it again when `patches` is 0, which cost as much
+  // as the part's gemm in ResNet-18's 14x14 and 7x7 layers with 8 parts
   const perThread = byFilters ? 1 : 4;
-  const parts = wp != 0 || nt == 1 || batch >= 4 * nt ? 1 : max<i32>(1, imin(panels, (perThread * nt + batch - 1) / batch));
+  const parts = nt == 1 || batch >= 4 * nt ? 1 : max<i32>(1, imin(panels, (perThread * nt + batch - 1) / batch));
   const units = batch * parts;
   let done = 0;
   for (let u = claim(counter); u < units; u = claim(counter), done++) {
@@ -146,17 +149,42 @@ export function convForwardJob(
         const nc = imin(NC, jHi - nc0);
         for (let kc0 = 0; kc0 < K; kc0 += KC) {
           const kc = imin(KC, K - kc0);
-          packIm2col(bp, xg, kc0, kc, nc0, nc, idx);
+          let bk = bp;
+          if (patches != 0) bk = patches + <usize>(kc0 * nPad) * 4;
+          else packIm2col(bp, xg, kc0, kc, nc0, nc, idx);
           for (let mc0 = mLo; mc0 < mHi; mc0 += MC) {
             const mc = imin(MC, mHi - mc0);
             let ak = ap;
             if (wp != 0) ak = wg + <usize>(kc0 * ngPad + mc0 * kc) * 4;
             else packA(ap, rawG, K, false, mc0, mc, kc0, kc, 1);
-            macroKernel(ak, bp, og + <usize>(mc0 * N + nc0) * 4, <usize>N * 4, mc, nc, kc, kc0 > 0, tile);
+            macroKernel(ak, bk, og + <usize>(mc0 * N + nc0) * 4, <usize>N * 4, mc, nc, kc, kc0 > 0, tile);
           }
         }
       }
     }
+  }
+  return done;
+}
+
+/**
+ * The patch matrix of one image (batch 1, one group, N <= NC positions) packed as a job,
+ * into dst as convForwardJob reads it with `patches`: the KC-row blocks one after another,
+ * block kc0 at kc0 x roundUp(N, NR) floats. A unit is one KC-row block. Packed once for
+ * every thread that then splits the image by filters, rather than once by each of them.
+ */
+export function packPatchesJob(
+  tid: i32, counter: usize, nt: i32, dst: usize, x: usize,
+  c: i32, h: i32, w: i32, size: i32, stride: i32, pad: i32, outH: i32, outW: i32,
+  scratch: usize, scratchStride: usize,
+): i32 {
+  geometry(1, c, h, w, 1, 1, size, stride, pad, outH, outW);
+  const K = gK, N = gPositions, nPad = roundUp(N, NR);
+  const idx = indexPtr(scratch + <usize>tid * scratchStride);
+  const units = (K + KC - 1) / KC;
+  let done = 0;
+  for (let u = claim(counter); u < units; u = claim(counter), done++) {
+    const kc0 = u * KC;
+    packIm2col(dst + <usize>(kc0 * nPad) * 4, x, kc0, imin(KC, K - kc0), 0, N, idx);
   }
   return done;
 }
@@ -410,6 +438,23 @@ export function packConvWeights(dst: usize, weights: usize, n: i32, groups: i32,
   for (let g = 0; g < groups; g++) {
     packAWhole(dst + <usize>(g * ngPad * K) * 4, weights + <usize>(g * ng * K) * 4, K, false, ng, K);
   }
+}
+
+/**
+ * packConvWeights as a job: a unit is one (group, KC block of the patch taps), so that
+ * the threads pack a batch-1 layer's weights together before splitting it by positions.
+ */
+export function packConvWeightsJob(tid: i32, counter: usize, nt: i32, dst: usize, weights: usize, n: i32, groups: i32, K: i32): i32 {
+  const ng = n / groups;
+  const ngPad = roundUp(ng, MR);
+  const blocks = (K + KC - 1) / KC;
+  const units = groups * blocks;
+  let done = 0;
+  for (let u = claim(counter); u < units; u = claim(counter), done++) {
+    const g = u / blocks, kc0 = (u % blocks) * KC;
+    packA(dst + <usize>(g * ngPad * K + kc0 * ngPad) * 4, weights + <usize>(g * ng * K) * 4, K, false, 0, ng, kc0, imin(KC, K - kc0), 1);
+  }
+  return done;
 }
 
 /** Packs each group's transposed weights for convBackwardDataJob: W_g^T [K x ng]. */

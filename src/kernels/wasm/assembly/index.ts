@@ -3,7 +3,7 @@
 
 export { gemmJob, scaleMatrix } from './gemm';
 import { SCRATCH_FLOATS } from './gemm';
-export { convForwardJob, convBackwardDataJob, convBackwardFilterJob, packConvWeights, packConvWeightsT } from './conv';
+export { convForwardJob, packPatchesJob, convBackwardDataJob, convBackwardFilterJob, packConvWeights, packConvWeightsJob, packConvWeightsT } from './conv';
 export * from './ops';
 export { spmmCsrJob, spmmBlock4x1Job, sampledGradientJob, im2colJob, sparseConvForwardJob, gatherSparse, transposeMatrix, transposeBlocks } from './sparse';
 
