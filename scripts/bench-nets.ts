@@ -14,8 +14,8 @@
  *
  * How each number is obtained (printed with the table):
  * - ours: each (net, threads, inference | training) runs in its own process (this file
- *   with --child); inference times single-image calls of Network.predict (median
- *   latency) and 16-image calls (images/s = 16 / median seconds); training times
+ *   with --child); inference times 20 single-image calls of Network.predict (median
+ *   latency; 8 with --quick) and 16-image calls (images/s = 16 / median seconds); training times
  *   Network.trainBatch at batch 16 (forward + backward + update; images/s = 16 / median
  *   seconds). Inputs are random; the weights are the cfg's random initialisation.
  * - darknet latency: `darknet speed CFG TICS` (darknet.c: batch 1, TICS forward passes of
@@ -120,6 +120,8 @@ interface ChildJob {
   /** timed calls (at least) of each measurement, after `warm` untimed ones */
   calls: number;
   warm: number;
+  /** timed single-image calls for the latency (cheap, and noisier than a batch's) */
+  latencyCalls: number;
 }
 
 interface ChildResult {
@@ -178,7 +180,7 @@ async function runChild(job: ChildJob): Promise<ChildResult> {
     if (job.phase === 'infer') {
       const net1 = new Network(withBatch(spec, 1), k, { seed: 1 });
       const one = x.subarray(0, inputs);
-      result.latencyMs = 1000 * timeCalls(() => void net1.predict(one), job.warm, job.calls * 2);
+      result.latencyMs = 1000 * timeCalls(() => void net1.predict(one), 3 * job.warm, job.latencyCalls);
       net1.dispose();
       const net = new Network(withBatch(spec, BATCH), k, { seed: 1 });
       result.inferImagesPerSecond = BATCH / timeCalls(() => void net.predict(x), job.warm, job.calls);
@@ -388,7 +390,7 @@ async function main(argv: string[]): Promise<void> {
   const cfgs = new Map<NetId, Cfgs>();
   for (const net of o.nets) cfgs.set(net, writeCfgs(o, net, tmp, images, darknetDrop + darknetTimed));
   const tics: Record<NetId, number> = o.quick ? { darknet: 8, resnet18: 3 } : { darknet: 16, resnet18: 6 };
-  const calls = o.quick ? { warm: 1, calls: 2 } : { warm: 1, calls: 3 };
+  const calls = o.quick ? { warm: 1, calls: 2, latencyCalls: 8 } : { warm: 1, calls: 3, latencyCalls: 20 };
 
   const rows: Row[] = [];
   for (const net of o.nets) {
@@ -474,7 +476,7 @@ async function main(argv: string[]): Promise<void> {
   const errors = rows.flatMap((r) => figs.get(r)!.errors.map((e) => `${NETS[r.net].title}, ${r.label}: ${e}`));
   out.push('');
   out.push('How each number was obtained:');
-  out.push(`- ours: one process per (net, threads, inference | training); latency = median of single-image Network.predict calls, ` +
+  out.push(`- ours: one process per (net, threads, inference | training); latency = median of ${calls.latencyCalls} single-image Network.predict calls after ${3 * calls.warm} untimed, ` +
     `infer = ${BATCH} / median seconds of ${BATCH}-image predict calls, train = ${BATCH} / median seconds of trainBatch ` +
     `(forward + backward + update) at batch ${BATCH}; random inputs and initial weights; peak RSS = the child's maxRSS`);
   if (variants.length) {
