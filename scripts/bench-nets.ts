@@ -74,7 +74,8 @@ limit of this CPU; peak RSS. Each run in its own process, alternated, medians.
                     runs with OMP_NUM_THREADS=2
   --nets LIST       darknet,resnet18 (default both)
   --threads LIST    wasm-simd thread counts (default 1,2)
-  --repeats N       alternated runs of each configuration (default 2; --quick 1)
+  --repeats N       alternated runs of each configuration (default 3: a median that one
+                    slow process on a shared machine does not move; --quick 1)
   --quick           one run each, fewer timed calls (~3 minutes with darknet)
   --json FILE       also write every raw result as JSON
   --verbose         show each child's stderr
@@ -103,7 +104,7 @@ function parseArgs(argv: string[]): Options {
     }
   }
   if (!o.cfgs) throw new Error('give --cfgs /path/to/darknet/cfg (see --help)');
-  if (Number.isNaN(o.repeats)) o.repeats = o.quick ? 1 : 2;
+  if (Number.isNaN(o.repeats)) o.repeats = o.quick ? 1 : 3;
   if (!(o.repeats >= 1)) throw new Error('--repeats must be at least 1');
   for (const n of o.nets) if (!(n in NETS)) throw new Error(`--nets: unknown net '${n}' (${Object.keys(NETS).join(', ')})`);
   for (const t of o.threads) if (!(Number.isInteger(t) && t >= 1)) throw new Error('--threads: positive integers');
