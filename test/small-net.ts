@@ -40,3 +40,69 @@ activation=linear
 [softmax]
 `;
 }
+
+/**
+ * conv 8 5x5/2 on MNIST, then two residual blocks (conv 3x3, conv 1x1, [shortcut]) and a
+ * head (avgpool, connected 10): layers 1-3 and 4-6 are the blocks `--layers` may remove.
+ */
+export function smallResidualCfg(maxBatches = 40): string {
+  return `${smallNet(maxBatches)}
+[convolutional]
+batch_normalize=1
+filters=8
+size=5
+stride=2
+pad=0
+activation=leaky
+
+# block A
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=1
+stride=1
+pad=0
+activation=linear
+
+[shortcut]
+from=-3
+activation=linear
+
+# block B
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=1
+stride=1
+pad=0
+activation=linear
+
+[shortcut]
+from=-3
+activation=linear
+
+[avgpool]
+
+[connected]
+output=10
+activation=linear
+
+[softmax]
+`;
+}

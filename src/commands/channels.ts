@@ -306,6 +306,8 @@ export interface ChannelPruneCommand {
   target: ChannelTarget;
   allocation: 'greedy' | 'uniform';
   criterion: Criterion;
+  /** whole residual blocks to remove over the rounds (`--layers N`) */
+  layers?: number;
   rounds: number;
   retrainBatches: number;
   lrScale: number;
@@ -368,11 +370,11 @@ export async function channelPruneCommand(o: ChannelPruneCommand): Promise<Chann
     const batches = new TrainBatches(train, spec.net.batch, data.classes, shapeOf(spec), mulberry32((o.seed ?? 1) + 7919), augmentationOf(spec.net, false), (m) => reporter.warn(m));
     const report: ChannelPruneReport = {
       version: 1, structure: 'channel', cfg: o.cfgFile, data: o.dataFile, start: o.weights, criterion: o.criterion, target: o.target,
-      allocation: o.allocation, rounds: o.rounds, retrainBatches: o.retrainBatches, lrScale: o.lrScale, roundTo: o.roundTo ?? 1,
+      allocation: o.allocation, layers: o.layers, rounds: o.rounds, retrainBatches: o.retrainBatches, lrScale: o.lrScale, roundTo: o.roundTo ?? 1,
       dense: undefined as unknown as ChannelPruneReport['dense'], history: [],
     };
     const result = await channelLoop({
-      cfgText, spec, weights: dense, kernels: k, target: o.target, rounds: o.rounds, allocation: o.allocation, criterion: o.criterion,
+      cfgText, spec, weights: dense, kernels: k, target: o.target, rounds: o.rounds, allocation: o.allocation, criterion: o.criterion, layers: o.layers,
       roundTo: o.roundTo, retrainBatches: o.retrainBatches, lrScale: o.lrScale, batches, epochSize: train.count, evalSource,
       scanSource: firstImages(evalSource, o.scanImages ?? 1000), taylorBatches: o.taylorBatches, speed: o.speed === false ? false : undefined,
       seed: o.seed, signal: o.signal, reporter,

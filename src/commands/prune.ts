@@ -290,7 +290,7 @@ const pruneVerb = verb({
       .positional('data', { type: 'string', demandOption: true, describe: 'darknet .data file' })
       .positional('cfg', { type: 'string', demandOption: true, describe: 'darknet .cfg file' })
       .positional('weights', { type: 'string', demandOption: true, describe: 'the dense model' })
-      .option('target', { type: 'string', default: '0.92', coerce: real('target', { min: 0, max: 1, exclusiveMin: true, exclusiveMax: true }), describe: 'final sparsity of all conv + connected weights' })
+      .option('target', { type: 'string', coerce: real('target', { min: 0, max: 1, exclusiveMin: true, exclusiveMax: true }), describe: 'final sparsity of all conv + connected weights (default 0.92)' })
       .option('rounds', { type: 'string', default: '4', coerce: integer('rounds', { min: 1, max: 1000 }), describe: 'prune-retrain rounds' })
       .option('retrain-batches', { type: 'string', default: '1000', coerce: integer('retrain-batches', { min: 0, max: MAX_COUNT }), describe: 'retraining batches per round' })
       .option('lr-scale', { type: 'string', default: '0.1', coerce: real('lr-scale', { min: 0, max: 100, exclusiveMin: true }), describe: "retraining learning rate = this x the cfg's learning_rate" })
@@ -304,18 +304,20 @@ const pruneVerb = verb({
       .option('structure', { choices: ['weight', 'channel'] as const, default: 'weight' as const, describe: 'weight: zero single weights (the recipe above); channel: remove whole filters, a smaller cfg + weights per round' })
       .option('target-flops', { type: 'string', coerce: real('target-flops', { min: 0, max: 1, exclusiveMin: true }), describe: '--structure channel: final FLOPs at most this x dense' })
       .option('keep', { type: 'string', coerce: real('keep', { min: 0, max: 1, exclusiveMin: true }), describe: '--structure channel: every layer keeps this fraction of its filters at the end (uniform)' })
-      .option('uniform', { type: 'boolean', default: false, describe: '--structure channel with --target-flops: the same fraction per layer instead of greedy per-layer ratios from a sensitivity scan' })
-      .option('criterion', { choices: CRITERIA, default: 'l1' as Criterion, describe: '--structure channel: rank filters by L1, batch-norm |gamma| or Taylor' })
-      .option('round-to', { type: 'string', default: '1', coerce: integer('round-to', { min: 1, max: 1024 }), describe: '--structure channel: kept filters a multiple of this' })
-      .option('scan-images', { type: 'string', default: '1000', coerce: integer('scan-images', { min: 1, max: MAX_COUNT }), describe: '--structure channel, greedy: validation images per scan evaluation' })
-      .option('speed', { type: 'boolean', default: true, describe: '--structure channel: measure each round\'s images/s and latency (--no-speed to skip)' }),
+      .option('uniform', { type: 'boolean', describe: '--structure channel with --target-flops: the same fraction per layer instead of greedy per-layer ratios from a sensitivity scan' })
+      .option('layers', { type: 'string', coerce: integer('layers', { min: 1, max: MAX_COUNT }), describe: '--structure channel: also remove this many whole residual blocks over the rounds (ceil(N x round / rounds) by each round), lowest --criterion score first' })
+      .option('criterion', { choices: CRITERIA, describe: '--structure channel: rank filters by L1, batch-norm |gamma| or Taylor (default l1)' })
+      .option('round-to', { type: 'string', coerce: integer('round-to', { min: 1, max: 1024 }), describe: '--structure channel: kept filters a multiple of this (default 1)' })
+      .option('scan-images', { type: 'string', coerce: integer('scan-images', { min: 1, max: MAX_COUNT }), describe: '--structure channel, greedy: validation images per scan evaluation (default 1000)' })
+      .option('speed', { type: 'boolean', describe: '--structure channel: measure each round\'s images/s and latency (default; --no-speed to skip)' }),
   async run(args, io) {
     const out = args.out ?? path.join('weights', `prune-${path.basename(args.cfg).replace(/\.cfg$/, '')}`);
     if (args.structure === 'channel') return runChannelLoop(args, out, io);
+    for (const key of CHANNEL_ONLY) if (args[key] !== undefined) throw new DarknetError(`--${key} is for --structure channel`);
     const report = await withInterrupt((l) => io.err(`${l}\n`), async (i) => {
       try {
         return await pruneCommand({
-          dataFile: args.data, cfgFile: args.cfg, weights: args.weights, target: args.target, rounds: args.rounds, retrainBatches: args['retrain-batches'],
+          dataFile: args.data, cfgFile: args.cfg, weights: args.weights, target: args.target ?? 0.92, rounds: args.rounds, retrainBatches: args['retrain-batches'],
           lrScale: args['lr-scale'], mode: args.mode as ScheduleMode, sensitivityFile: args.sensitivity,
           maxDrop: args.sensitivity !== undefined ? args['max-drop'] : undefined, layerSparsity: args['layer-sparsity'], out,
           backend: args.backend, seed: args.seed, evalImages: args['eval-images'], reporter: reporterOf(io), signal: i.signal,
@@ -333,18 +335,21 @@ const pruneVerb = verb({
   },
 });
 
+/** The options only `prune --structure channel` reads: refused with --structure weight. */
+const CHANNEL_ONLY = ['target-flops', 'keep', 'uniform', 'layers', 'criterion', 'round-to', 'scan-images', 'speed'] as const;
+
 /** The parsed arguments `prune --structure channel` reads. */
 interface ChannelLoopArgs {
   data: string; cfg: string; weights: string; backend?: BackendChoice; seed: number; rounds: number; 'retrain-batches': number; 'lr-scale': number;
-  mode: string; sensitivity?: string; 'layer-sparsity'?: string; 'eval-images'?: number;
-  'target-flops'?: number; keep?: number; uniform: boolean; criterion: string; 'round-to': number; 'scan-images': number; speed: boolean;
+  mode: string; target?: number; sensitivity?: string; 'layer-sparsity'?: string; 'eval-images'?: number;
+  'target-flops'?: number; keep?: number; uniform?: boolean; layers?: number; criterion?: string; 'round-to'?: number; 'scan-images'?: number; speed?: boolean;
 }
 
 /** `prune --structure channel`: the options the weight recipe reads are refused, the loop runs, a last line sums it up. */
 async function runChannelLoop(args: ChannelLoopArgs, out: string, io: Io): Promise<void> {
   const given = (['target-flops', 'keep'] as const).filter((key) => args[key] !== undefined).map((key) => `--${key}`);
   if (given.length !== 1) throw new DarknetError(`prune --structure channel: give exactly one of --target-flops, --keep (got ${given.length ? given.join(', ') : 'none'})`);
-  for (const key of ['mode', 'sensitivity', 'layer-sparsity'] as const) {
+  for (const key of ['mode', 'target', 'sensitivity', 'layer-sparsity'] as const) {
     if (key === 'mode' ? args.mode !== 'uniform' : args[key] !== undefined) throw new DarknetError(`--${key} is for --structure weight`);
   }
   if (args.uniform && args['target-flops'] === undefined) throw new DarknetError('--uniform goes with --target-flops');
@@ -353,9 +358,9 @@ async function runChannelLoop(args: ChannelLoopArgs, out: string, io: Io): Promi
       return await channelPruneCommand({
         dataFile: args.data, cfgFile: args.cfg, weights: args.weights, out,
         target: args.keep !== undefined ? { kind: 'keep', fraction: args.keep } : { kind: 'flops', fraction: args['target-flops']! },
-        allocation: args.keep !== undefined || args.uniform ? 'uniform' : 'greedy', criterion: args.criterion as Criterion,
-        rounds: args.rounds, retrainBatches: args['retrain-batches'], lrScale: args['lr-scale'], roundTo: args['round-to'],
-        evalImages: args['eval-images'], scanImages: args['scan-images'], speed: args.speed, backend: args.backend, seed: args.seed,
+        allocation: args.keep !== undefined || args.uniform ? 'uniform' : 'greedy', criterion: (args.criterion ?? 'l1') as Criterion,
+        layers: args.layers, rounds: args.rounds, retrainBatches: args['retrain-batches'], lrScale: args['lr-scale'], roundTo: args['round-to'] ?? 1,
+        evalImages: args['eval-images'], scanImages: args['scan-images'] ?? 1000, speed: args.speed ?? true, backend: args.backend, seed: args.seed,
         reporter: reporterOf(io), signal: i.signal,
       });
     } catch (e) {

@@ -15,7 +15,7 @@ import { exportMnist } from '../../src/data/mnist-export';
 import { readWeights, serializeWeights } from '../../src/io/weights';
 import { RESIDUAL } from '../prune/channels/cases';
 import { randomWeights } from '../prune/channels/nets';
-import { smallCfg } from '../small-net';
+import { smallCfg, smallResidualCfg } from '../small-net';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'darknet-ts.js');
@@ -245,6 +245,35 @@ describe('files', () => {
     expect(r.err).toMatch(/--layers 3: .*residual\.cfg has 2 residual blocks that can be removed/);
     expect(fs.existsSync(`${refused}.cfg`) || fs.existsSync(`${refused}.weights`)).toBe(false);
     expect(fs.readFileSync(weights).equals(before)).toBe(true);
+  });
+
+  test('prune --structure channel --layers 1 removes a block in round 1 and writes rounds that load; with --structure weight it is refused', async () => {
+    const cfg = path.join(dir, 'residual-mnist.cfg');
+    fs.writeFileSync(cfg, smallResidualCfg());
+    const spec = readCfg(cfg);
+    const start = path.join(dir, 'residual-mnist.weights');
+    fs.writeFileSync(start, serializeWeights(randomWeights(spec, 9), spec));
+    const before = fs.readFileSync(start);
+    const out = path.join(dir, 'loop-minus-block');
+    const ok = await cli(['prune', dataFile, cfg, start, '--structure', 'channel', '--keep', '0.5', '--rounds', '2', '--layers', '1',
+      '--criterion', 'bn', '--retrain-batches', '5', '--eval-images', '50', '--no-speed', '--out', out]);
+    expect(ok.code).toBe(0);
+    expect(ok.err).toMatch(/^round 1\/2: removed 1 residual block \(lowest bn score first\): layers [14]-[36]/m);
+    expect(ok.out).toMatch(/^\d+\.\dx fewer parameters, .*; 2\/2 rounds in /);
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+    expect(report.layers).toBe(1);
+    expect(report.history.map((h: { blocks?: unknown[] }) => h.blocks?.length ?? 0)).toEqual([1, 0]);
+    for (const h of report.history) {
+      const small = readCfg(h.cfgFile);
+      expect(small.layers).toHaveLength(spec.layers.length - 3);
+      readWeights(h.weightsFile, small); // loads: sizes match its cfg
+    }
+    // an option of the channel loop with the weight recipe: one line, exit 1, the start untouched
+    const refused = await cli(['prune', dataFile, cfg, start, '--layers', '1', '--out', path.join(dir, 'refused')]);
+    expect(refused.code).toBe(1);
+    expect(refused.err.trim().split('\n')).toEqual([expect.stringMatching(/--layers is for --structure channel$/)]);
+    expect(fs.existsSync(path.join(dir, 'refused'))).toBe(false);
+    expect(fs.readFileSync(start).equals(before)).toBe(true);
   });
 
   test('a truncated report.json is a clear error, not an internal one', async () => {

@@ -26,7 +26,7 @@ import { channelLoop, type ChannelModel, type ChannelRoundResult } from '../../s
 import type { ChannelPruneReport } from '../../src/prune/channels/report';
 import { RESIDUAL } from '../prune/channels/cases';
 import { runVerb } from '../run-verb';
-import { smallNet } from '../small-net';
+import { smallNet, smallResidualCfg } from '../small-net';
 import { randomWeights } from '../prune/channels/nets';
 
 /** conv 8 5x5/2 -> connected 24 -> connected 10: two layers with filters to remove. */
@@ -183,6 +183,64 @@ describe('[reference] channel loop', () => {
   }, 60000);
 });
 
+describe('[reference] channel loop --layers: whole residual blocks over the rounds', () => {
+  test('[reference] one block a round (--layers 2, 2 rounds), numbered as in the dense cfg; each round\'s files compute what the loop measured', async () => {
+    const spec = parseCfg(smallResidualCfg(), path.join(dir, 'residual-mnist.cfg'));
+    const net = new Network(spec, k, { seed: 2 });
+    const batches = () => new TrainBatches(trainImages(), 16, 10, { w: 28, h: 28, c: 1 }, mulberry32(5), augmentationOf(spec.net, false), () => {});
+    const start = batches();
+    for (let b = 0; b < 30; b++) {
+      const { x, y } = await start.next();
+      net.trainBatch(x, y);
+    }
+    const dense = net.exportWeights();
+    net.dispose();
+    const reporter = collectingReporter();
+    const models: Array<[ChannelRoundResult, ChannelModel]> = [];
+    const r = await channelLoop({
+      cfgText: smallResidualCfg(), spec, weights: dense, kernels: k, target: { kind: 'keep', fraction: 0.5 }, rounds: 2, layers: 2,
+      criterion: 'bn', retrainBatches: 3, lrScale: 0.1, epochSize: 320, evalSource: testImages(), speed: false, batches: batches(),
+      reporter, onRound: (result, model) => models.push([result, model]),
+    });
+    expect(r.interrupted).toBe(false);
+    // ceil(2 x r / 2): one block in each round, the two blocks between them, in the dense numbering
+    expect(models.map(([m]) => m.blocks?.length)).toEqual([1, 1]);
+    const gone = models.map(([m]) => [m.blocks![0].from, m.blocks![0].shortcut]).sort((a, b) => a[0] - b[0]);
+    expect(gone).toEqual([[0, 3], [3, 6]]);
+    expect(models[0][1].spec.layers).toHaveLength(spec.layers.length - 3);
+    expect(models[1][1].spec.layers.map((l) => l.type)).toEqual(['convolutional', 'avgpool', 'connected', 'softmax']);
+    // rows keep the dense numbering: the stem is 0, the connected layer 8
+    expect(models[1][0].layers.map((l) => [l.index, l.name, l.filtersDense])).toEqual([[0, 'conv1', 8], [8, 'fc1', 10]]);
+    const first = models[0][0].blocks![0];
+    expect(models[0][0].layers.filter((l) => l.index > first.from && l.index <= first.shortcut)).toEqual([]);
+    // keep 0.5 in two rounds: the stem (tied to the remaining block in round 1) ends at 4 of 8
+    expect(models[1][0].layers[0].filters).toBe(4);
+    expect(reporter.lines.join('\n')).toMatch(/^round 1\/2: removed 1 residual block \(lowest bn score first\): layers [14]-[36]( \(approximate\))? \(numbered as in the dense cfg\)$/m);
+    const random = mulberry32(4);
+    const x = Float32Array.from({ length: 2 * 784 }, () => random());
+    for (const [result, model] of models) {
+      const spec2 = parseCfg(model.cfgText, 'round.cfg');
+      const w2 = parseWeights(serializeWeights(model.weights, model.spec), spec2, 'round.weights');
+      expect(spec2.layers.reduce((s, l) => s + l.params.reduce((t, p) => t + p.size, 0), 0)).toBe(result.params);
+      const outputs = (s: typeof spec2, w: typeof w2) => {
+        const n = new Network(withBatch(s, 2), k);
+        n.loadWeights(w);
+        const out = Array.from(n.predict(x));
+        n.dispose();
+        return out;
+      };
+      expect(outputs(spec2, w2)).toEqual(outputs(model.spec, model.weights));
+      expect(await top1(spec2, w2)).toBe(result.top1);
+    }
+    // more blocks than the net has: refused before any round
+    await expect(channelLoop({
+      cfgText: smallResidualCfg(), spec, weights: dense, kernels: k, target: { kind: 'keep', fraction: 0.5 }, rounds: 2, layers: 3,
+      criterion: 'bn', retrainBatches: 3, lrScale: 0.1, epochSize: 320, evalSource: testImages(), speed: false, batches: batches(),
+      onRound: () => { throw new Error('no round may run'); },
+    })).rejects.toThrow(/^--layers 3: .*residual-mnist\.cfg has 2 residual blocks that can be removed$/);
+  }, 60000);
+});
+
 describe('[reference] prune --structure channel and summary --compare: the CLI', () => {
   const pruneVerb = () => prune.verbs.find((v) => v.command.startsWith('$0'))!;
 
@@ -192,6 +250,13 @@ describe('[reference] prune --structure channel and summary --compare: the CLI',
     await expect(runVerb(pruneVerb(), [...base, '--keep', '0.5', '--target-flops', '0.5'])).rejects.toThrow(/got --target-flops, --keep/);
     await expect(runVerb(pruneVerb(), [...base, '--keep', '0.5', '--mode', 'agp'])).rejects.toThrow(/--mode is for --structure weight/);
     await expect(runVerb(pruneVerb(), [...base, '--keep', '0.5', '--uniform'])).rejects.toThrow(/--uniform goes with --target-flops/);
+    await expect(runVerb(pruneVerb(), [...base, '--keep', '0.5', '--target', '0.9'])).rejects.toThrow(/--target is for --structure weight/);
+    // and the other way: an option only the channel loop reads is refused, not ignored
+    const weight = ['x.data', 'x.cfg', 'x.weights'];
+    for (const [option, value] of [['--keep', '0.5'], ['--target-flops', '0.5'], ['--layers', '1'], ['--criterion', 'bn'], ['--round-to', '4'], ['--scan-images', '10']]) {
+      await expect(runVerb(pruneVerb(), [...weight, option, value])).rejects.toThrow(new RegExp(`^${option} is for --structure channel$`));
+    }
+    await expect(runVerb(pruneVerb(), [...weight, '--no-speed'])).rejects.toThrow(/^--speed is for --structure channel$/);
   });
 
   test('[reference] summary --compare shows old -> new filters per layer', async () => {

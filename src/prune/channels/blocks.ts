@@ -45,7 +45,7 @@ export interface ResidualBlock {
 }
 
 /** `layers 5-8` (the layers a block's removal takes out). */
-export function blockLayers(b: ResidualBlock): string {
+export function blockLayers(b: Pick<ResidualBlock, 'from' | 'shortcut'>): string {
   return `layers ${b.from + 1}-${b.shortcut}`;
 }
 

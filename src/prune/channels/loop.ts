@@ -10,6 +10,7 @@ import { prunableLayers } from '../threshold';
 import { evaluatorOn, planForBudget, type BudgetResult } from './budget';
 import { filterCount, isProducer, taylorScores, type ChannelScores, type Criterion } from './criteria';
 import { channelGraph } from './graph';
+import { blockLayers, lowestBlocks, removeBlocks, residualBlocks, scoreBlocks, type RemovedBlock } from './blocks';
 import { hostScores } from './index';
 import { planChannels, planForFlops, prunableProducers, type ChannelPlan } from './plan';
 import { measureSpeed, type Speed, type SpeedOptions } from './speed';
@@ -24,7 +25,13 @@ import { shrink } from './surgery';
  *
  * Schedule: the final target is reached geometrically, so every round cuts by the same
  * factor: round r of N keeps FLOPs <= F^(r/N) x dense (`flops`), or F^(r/N) of every
- * layer's dense filters (`keep`).
+ * layer's dense filters (`keep`). With `layers` (whole residual blocks, blocks.ts), round r
+ * first removes blocks until ceil(layers x r / N) are gone, lowest criterion score first,
+ * then chooses the filters in the network without them.
+ *
+ * Layers are numbered as in the dense cfg in every result (rows, blocks), so that rounds
+ * compare layer by layer after blocks have gone; a round's budget ratios are numbered as
+ * its own cfg.
  */
 
 export type ChannelTarget =
@@ -70,6 +77,8 @@ export interface ChannelRoundResult extends ChannelModelResult {
   target: number;
   /** greedy allocation: the per-layer keep fractions chosen this round (of the round's input) and uniform's */
   budget?: { ratios: Array<[number, number]>; uniformKeep?: number };
+  /** `layers`: the residual blocks removed this round (layers numbered as in the dense cfg) */
+  blocks?: RemovedBlock[];
   seconds: number;
 }
 
@@ -79,6 +88,8 @@ export interface ChannelLoopOptions extends ChannelModel {
   rounds: number;
   /** `flops` targets: per-layer ratios from a sensitivity scan (greedy), or one fraction for all */
   allocation?: 'greedy' | 'uniform';
+  /** whole residual blocks to remove over the rounds (`--layers N`), ceil(N x r / rounds) by round r */
+  layers?: number;
   criterion: Criterion;
   roundTo?: number;
   /** fine-tuning batches per round; the rate is the cfg's x lrScale, poly/step as the cfg says, ending at this batch */
@@ -109,28 +120,32 @@ export interface ChannelLoopResult {
   interrupted: boolean;
 }
 
-/** Per-layer rows (every layer with parameters or FLOPs) of a model against the dense one. */
-export function channelRows(dense: NetworkSpec, spec: NetworkSpec): ChannelLayerRow[] {
+/**
+ * Per-layer rows (every layer with parameters or FLOPs) of a model against the dense one;
+ * `toDense` (when blocks were removed): per layer of the model, its index in the dense spec.
+ */
+export function channelRows(dense: NetworkSpec, spec: NetworkSpec, toDense?: readonly number[]): ChannelLayerRow[] {
   const names = new Map(prunableLayers(dense).map((p) => [p.index, p.name]));
   const rows: ChannelLayerRow[] = [];
   spec.layers.forEach((l, i) => {
     const params = l.params.reduce((s, p) => s + p.size, 0);
     if (params === 0 && l.flops === 0) return;
     const producer = isProducer(l.type);
+    const d = toDense ? toDense[i] : i;
     rows.push({
-      index: i, name: names.get(i) ?? l.type, type: l.type, filtersDense: producer ? filterCount(dense, i) : 0,
+      index: d, name: names.get(d) ?? l.type, type: l.type, filtersDense: producer ? filterCount(dense, d) : 0,
       filters: producer ? filterCount(spec, i) : 0, params, flops: l.flops,
     });
   });
   return rows;
 }
 
-function sizeOf(dense: NetworkSpec, m: ChannelModel): Omit<ChannelModelResult, 'top1' | 'speed'> {
+function sizeOf(dense: NetworkSpec, m: ChannelModel, toDense?: readonly number[]): Omit<ChannelModelResult, 'top1' | 'speed'> {
   return {
     params: m.spec.layers.reduce((s, l) => s + l.params.reduce((t, p) => t + p.size, 0), 0),
     flops: m.spec.layers.reduce((s, l) => s + l.flops, 0),
     bytes: serializeWeights(m.weights, m.spec).length,
-    layers: channelRows(dense, m.spec),
+    layers: channelRows(dense, m.spec, toDense),
   };
 }
 
@@ -143,23 +158,44 @@ export async function channelLoop(o: ChannelLoopOptions): Promise<ChannelLoopRes
   const speedOf = (m: ChannelModel) => (o.speed === false ? NO_SPEED : measureSpeed(m.spec, m.weights, k, { seed: o.seed, ...(o.speed ?? {}) }));
   const denseSpec = o.spec;
   const denseFlops = denseSpec.layers.reduce((s, l) => s + l.flops, 0);
+  // refused before any work when the dense network has fewer blocks that may go
+  if (o.layers !== undefined) lowestBlocks(denseSpec, residualBlocks(denseSpec).map((block) => ({ block, score: 0, by: o.criterion })), o.layers);
   const dense: ChannelModelResult = { ...sizeOf(denseSpec, o), top1: await evaluator(o.spec, o.weights), speed: speedOf(o) };
   o.onDense?.(dense);
   reporter.info(`dense: top-1 ${pct(dense.top1)}, ${dense.params} parameters, ${(dense.flops / 1e6).toFixed(3)} MFLOPs, ${formatSpeed(dense.speed)}`);
 
   const rounds: ChannelRoundResult[] = [];
   let current: ChannelModel = { cfgText: o.cfgText, spec: o.spec, weights: o.weights };
+  // per layer of `current`: its index in the dense spec
+  let toDense = denseSpec.layers.map((_, i) => i);
+  let blocksGone = 0;
   for (let r = 1; r <= o.rounds; r++) {
     if (o.signal?.aborted) return { dense, rounds, interrupted: true };
     const started = Date.now();
     const target = Math.pow(o.target.fraction, r / o.rounds);
-    const scores = await scoresOf(current, o);
+    let scores = await scoresOf(current, o);
+    let blocks: RemovedBlock[] | undefined;
+    const due = o.layers === undefined ? 0 : Math.min(o.layers, Math.ceil((o.layers * r) / o.rounds)) - blocksGone;
+    if (due > 0) {
+      const chosen = lowestBlocks(current.spec, scoreBlocks(current.spec, current.weights, residualBlocks(current.spec), o.criterion, scores), due);
+      const cut = removeBlocks(current.cfgText, current.spec, current.weights, chosen.map((c) => ({ block: c.block })), { file: o.spec.file });
+      for (const n of cut.notes) reporter.warn(n);
+      blocks = cut.removed.map((b) => ({ ...b, from: toDense[b.from], shortcut: toDense[b.shortcut] }));
+      reporter.info(`round ${r}/${o.rounds}: removed ${blocks.length} residual block${blocks.length === 1 ? '' : 's'} (lowest ${o.criterion} score first): ` +
+        blocks.map((b) => `${blockLayers(b)}${b.exact ? '' : ' (approximate)'}`).join(', ') + ' (numbered as in the dense cfg)');
+      const next: number[] = [];
+      cut.layerMap.forEach((j, i) => { if (j >= 0) next[j] = toDense[i]; });
+      toDense = next;
+      current = { cfgText: cut.cfgText, spec: cut.spec, weights: cut.weights };
+      blocksGone += blocks.length;
+      scores = await scoresOf(current, o);
+    }
     const g = channelGraph(current.spec);
     let plan: ChannelPlan;
     let budget: ChannelRoundResult['budget'];
     if (o.target.kind === 'keep') {
       // every layer towards round(dense filters x target), from what it has now
-      const ratios = new Map(prunableProducers(g).map((l) => [l, Math.min(1, Math.max(1, Math.round(filterCount(denseSpec, l) * target)) / filterCount(current.spec, l))]));
+      const ratios = new Map(prunableProducers(g).map((l) => [l, Math.min(1, Math.max(1, Math.round(filterCount(denseSpec, toDense[l]) * target)) / filterCount(current.spec, l))]));
       plan = planChannels(current.spec, g, scores, ratios, { roundTo: o.roundTo });
     } else {
       const currentFlops = current.spec.layers.reduce((s, l) => s + l.flops, 0);
@@ -197,8 +233,8 @@ export async function channelLoop(o: ChannelLoopOptions): Promise<ChannelLoopRes
     if (!tuned) return { dense, rounds, interrupted: true };
     const model: ChannelModel = { ...pruned, weights: tuned };
     const result: ChannelRoundResult = {
-      round: r, ...sizeOf(denseSpec, model), top1Pruned, top1: await evaluator(model.spec, model.weights), speed: speedOf(model),
-      target, budget, seconds: (Date.now() - started) / 1000,
+      round: r, ...sizeOf(denseSpec, model, toDense), top1Pruned, top1: await evaluator(model.spec, model.weights), speed: speedOf(model),
+      target, budget, blocks, seconds: (Date.now() - started) / 1000,
     };
     if (result.top1 < top1Pruned) reporter.warn(`round ${r}: fine-tuning ended worse (${pct(result.top1)}) than the pruned model began (${pct(top1Pruned)}); lower --lr-scale`);
     rounds.push(result);
@@ -269,9 +305,13 @@ export function formatChannelRound(dense: ChannelModelResult, total: number, r: 
       `train ${Math.round(r.speed.trainImagesPerSecond)} img/s (${x(r.speed.trainImagesPerSecond, dense.speed.trainImagesPerSecond)}), ` +
       `latency ${r.speed.latencyMs.toFixed(3)} ms (dense ${dense.speed.latencyMs.toFixed(3)})`
     : '';
+  const blocks = r.blocks?.length
+    ? [`removed this round: residual block ${r.blocks.map((b) => `${blockLayers(b)}${b.exact ? '' : ' (approximate)'}`).join(', ')}`]
+    : [];
   return [
     `round ${r.round}/${total}: ${x(dense.params, r.params)} fewer parameters, ${x(dense.flops, r.flops)} fewer FLOPs, ${r.bytes} bytes; ` +
       `top-1 ${pct(r.top1Pruned)} pruned -> ${pct(r.top1)} fine-tuned (dense ${pct(dense.top1)}, ${delta >= 0 ? '+' : ''}${(100 * delta).toFixed(2)} points), ${formatDuration(r.seconds)}`,
+    ...blocks,
     line(head),
     ...rows.map(line),
   ].join('\n') + speed;

@@ -107,6 +107,8 @@ export interface ChannelPruneReport {
   criterion: string;
   target: ChannelTarget;
   allocation: 'greedy' | 'uniform';
+  /** `--layers`: residual blocks removed over the rounds */
+  layers?: number;
   rounds: number;
   retrainBatches: number;
   lrScale: number;
