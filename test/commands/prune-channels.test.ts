@@ -215,6 +215,8 @@ describe('[reference] channel loop --layers: whole residual blocks over the roun
     expect(models[0][0].layers.filter((l) => l.index > first.from && l.index <= first.shortcut)).toEqual([]);
     // keep 0.5 in two rounds: the stem (tied to the remaining block in round 1) ends at 4 of 8
     expect(models[1][0].layers[0].filters).toBe(4);
+    // the connected layer has no batch norm: said once, in the dense numbering, not every scoring
+    expect(reporter.lines.filter((l) => /have no batch norm/.test(l))).toEqual([expect.stringMatching(/bn: layers 8 have no batch norm; their filters are ranked by L1/)]);
     expect(reporter.lines.join('\n')).toMatch(/^round 1\/2: removed 1 residual block \(lowest bn score first\): layers [14]-[36]( \(approximate\))? \(numbered as in the dense cfg\)$/m);
     const random = mulberry32(4);
     const x = Float32Array.from({ length: 2 * 784 }, () => random());

@@ -173,7 +173,7 @@ export async function channelLoop(o: ChannelLoopOptions): Promise<ChannelLoopRes
     if (o.signal?.aborted) return { dense, rounds, interrupted: true };
     const started = Date.now();
     const target = Math.pow(o.target.fraction, r / o.rounds);
-    let scores = await scoresOf(current, o);
+    let scores = await scoresOf(current, o, r === 1);
     let blocks: RemovedBlock[] | undefined;
     const due = o.layers === undefined ? 0 : Math.min(o.layers, Math.ceil((o.layers * r) / o.rounds)) - blocksGone;
     if (due > 0) {
@@ -244,11 +244,15 @@ export async function channelLoop(o: ChannelLoopOptions): Promise<ChannelLoopRes
   return { dense, rounds, interrupted: false };
 }
 
-/** The criterion's scores on the current model (taylor: a training network of its shape). */
-async function scoresOf(m: ChannelModel, o: ChannelLoopOptions): Promise<ChannelScores> {
+/**
+ * The criterion's scores on the current model (taylor: a training network of its shape).
+ * Its notes (layers without batch norm ranked by L1) hold for every round: said once, for
+ * the dense model, in its numbering.
+ */
+async function scoresOf(m: ChannelModel, o: ChannelLoopOptions, dense = false): Promise<ChannelScores> {
   if (o.criterion !== 'taylor') {
     const h = hostScores(o.criterion, m.spec, m.weights);
-    for (const n of h.notes) o.reporter?.warn(n);
+    if (dense) for (const n of h.notes) o.reporter?.warn(n);
     return h.scores;
   }
   const net = new Network(m.spec, o.kernels, { seed: o.seed });
