@@ -13,8 +13,8 @@ import type { WeightsFile } from '../io/weights';
 import type { BackendChoice } from '../kernels/backend';
 import type { Kernels } from '../kernels/types';
 import {
-  CRITERIA, formatChannelReport, hostScores, modelSize, parseLayerKeep, pruneChannels, taylorScores,
-  type ChannelScores, type Criterion, type KeepRule, type PruneChannelsResult,
+  CRITERIA, formatChannelReport, hostScores, modelSize, parseLayerKeep, pruneChannels, taylorScores, TIE_RULES,
+  type ChannelScores, type Criterion, type KeepRule, type PruneChannelsResult, type TieRule,
 } from '../prune/channels';
 import { blockLayers, lowestBlocks, removeBlocks, residualBlocks, scoreBlocks, type BlockScore, type RemovedBlock } from '../prune/channels/blocks';
 import { evaluatorOn, formatBudget, planForBudget, type BudgetResult } from '../prune/channels/budget';
@@ -57,6 +57,8 @@ export interface ChannelsCommand {
   scanImages?: number;
   criterion: Criterion;
   roundTo?: number;
+  /** filters tied by a [shortcut]: see planChannels (default union) */
+  tie?: TieRule;
   /** taylor: the .data file whose training images are scored on; greedy budgets: its validation images */
   dataFile?: string;
   /** taylor: training batches (of the cfg's batch) to average over */
@@ -168,7 +170,7 @@ export async function channelsCommand(o: ChannelsCommand): Promise<ChannelsOutco
     budget = await greedyBudget(model.cfgText, model.spec, model.weights, model.scores, { ...o, flops: model.flops }, reporter, () => validSource(data!, spec, o.scanImages ?? 1000));
     rule = { kind: 'layers', keep: budget.ratios };
   }
-  const result = pruneChannels(model.cfgText, model.spec, model.weights, { rule, scores: model.scores, roundTo: o.roundTo, file: files.cfg });
+  const result = pruneChannels(model.cfgText, model.spec, model.weights, { rule, scores: model.scores, roundTo: o.roundTo, tie: o.tie, file: files.cfg });
   for (const n of result.notes) reporter.warn(n);
   if (result.changes.length === 0 && !blocks && !result.layerMap) reporter.warn('no filter was removed: the shrunk model is the dense one');
   const layerMap = composeLayerMaps(blockMap, result.layerMap);
@@ -213,7 +215,7 @@ async function greedyBudget(
   try {
     reporter.info(`sensitivity scan: each layer alone at each keep level, top-1 on ${Math.min(source.count, o.scanImages ?? 1000)} validation images`);
     return await planForBudget(cfgText, spec, weights, channelGraph(spec), {
-      flops: o.latencyMs === undefined ? o.flops : undefined, latencyMs: o.latencyMs, scores, kernels: k, roundTo: o.roundTo, reporter,
+      flops: o.latencyMs === undefined ? o.flops : undefined, latencyMs: o.latencyMs, scores, kernels: k, roundTo: o.roundTo, tie: o.tie, reporter,
       evaluator: evaluatorOn(k, o.evalSource ? firstImages(source, o.scanImages ?? 1000) : source),
     });
   } finally {
@@ -267,13 +269,14 @@ export const channels = verb({
       .option('scan-images', { type: 'string', default: '1000', coerce: integer('scan-images', { min: 1, max: MAX_COUNT }), describe: 'greedy budgets: validation images the scan evaluates on' })
       .option('criterion', { choices: CRITERIA, default: 'l1' as Criterion, describe: 'rank filters by L1 of their weights, batch-norm |gamma|, or Taylor |activation x gradient| (needs --data)' })
       .option('round-to', { type: 'string', default: '1', coerce: integer('round-to', { min: 1, max: 1024 }), describe: 'kept filters a multiple of this (4 or 8 suit SIMD kernels)' })
+      .option('tie', { choices: TIE_RULES, default: 'union' as TieRule, describe: 'filters tied by a [shortcut]: union keeps a channel any tied layer keeps (the slimming forks, NNI); group ranks the channels of the tied layers together and keeps the fraction asked of them (torch-pruning), so residual streams shrink too' })
       .option('data', { type: 'string', describe: 'the .data file: --criterion taylor scores on its training images, --flops / --latency-ms scan on its validation images' })
       .option('batches', { type: 'string', default: '10', coerce: integer('batches', { min: 1, max: MAX_COUNT }), describe: 'with --criterion taylor: training batches to average over' })
       .option('seed', { type: 'string', default: '1', coerce: integer('seed', { min: 0, max: 2 ** 32 - 1 }) }),
   async run(args, io) {
     const r = await channelsCommand({
       cfgFile: args.cfg, weightsFile: args.weights, out: args.out, layers: args.layers, keep: args.keep, layerKeep: args['layer-keep'], flops: args.flops,
-      criterion: args.criterion as Criterion, roundTo: args['round-to'], dataFile: args.data, batches: args.batches, seed: args.seed,
+      criterion: args.criterion as Criterion, roundTo: args['round-to'], tie: args.tie as TieRule, dataFile: args.data, batches: args.batches, seed: args.seed,
       backend: args.backend, reporter: reporterOf(io), latencyMs: args['latency-ms'], uniform: args.uniform, scanImages: args['scan-images'],
     });
     const how = r.rule.kind === 'flops'
@@ -306,6 +309,8 @@ export interface ChannelPruneCommand {
   target: ChannelTarget;
   allocation: 'greedy' | 'uniform';
   criterion: Criterion;
+  /** filters tied by a [shortcut]: see planChannels (default union) */
+  tie?: TieRule;
   /** whole residual blocks to remove over the rounds (`--layers N`) */
   layers?: number;
   rounds: number;
@@ -370,11 +375,11 @@ export async function channelPruneCommand(o: ChannelPruneCommand): Promise<Chann
     const batches = new TrainBatches(train, spec.net.batch, data.classes, shapeOf(spec), mulberry32((o.seed ?? 1) + 7919), augmentationOf(spec.net, false), (m) => reporter.warn(m));
     const report: ChannelPruneReport = {
       version: 1, structure: 'channel', cfg: o.cfgFile, data: o.dataFile, start: o.weights, criterion: o.criterion, target: o.target,
-      allocation: o.allocation, layers: o.layers, rounds: o.rounds, retrainBatches: o.retrainBatches, lrScale: o.lrScale, roundTo: o.roundTo ?? 1,
+      allocation: o.allocation, tie: o.tie ?? 'union', layers: o.layers, rounds: o.rounds, retrainBatches: o.retrainBatches, lrScale: o.lrScale, roundTo: o.roundTo ?? 1,
       dense: undefined as unknown as ChannelPruneReport['dense'], history: [],
     };
     const result = await channelLoop({
-      cfgText, spec, weights: dense, kernels: k, target: o.target, rounds: o.rounds, allocation: o.allocation, criterion: o.criterion, layers: o.layers,
+      cfgText, spec, weights: dense, kernels: k, target: o.target, rounds: o.rounds, allocation: o.allocation, criterion: o.criterion, tie: o.tie, layers: o.layers,
       roundTo: o.roundTo, retrainBatches: o.retrainBatches, lrScale: o.lrScale, batches, epochSize: train.count, evalSource,
       scanSource: firstImages(evalSource, o.scanImages ?? 1000), taylorBatches: o.taylorBatches, speed: o.speed === false ? false : undefined,
       seed: o.seed, signal: o.signal, reporter,

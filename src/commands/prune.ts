@@ -20,7 +20,7 @@ import { sparsityOf } from '../prune/stats';
 import { applyThreshold, fractionRules, parseLayerSparsity, type ThresholdRule, type ThresholdRules } from '../prune/threshold';
 import { formatSummary, weightsColumns } from '../report/summary';
 import { integer, MAX_COUNT, real } from './args';
-import { CRITERIA, type Criterion } from '../prune/channels';
+import { CRITERIA, TIE_RULES, type Criterion, type TieRule } from '../prune/channels';
 import { channelPruneCommand, channels } from './channels';
 import { Interrupted, withInterrupt } from './interrupt';
 import {
@@ -307,6 +307,7 @@ const pruneVerb = verb({
       .option('uniform', { type: 'boolean', describe: '--structure channel with --target-flops: the same fraction per layer instead of greedy per-layer ratios from a sensitivity scan' })
       .option('layers', { type: 'string', coerce: integer('layers', { min: 1, max: MAX_COUNT }), describe: '--structure channel: also remove this many whole residual blocks over the rounds (ceil(N x round / rounds) by each round), lowest --criterion score first' })
       .option('criterion', { choices: CRITERIA, describe: '--structure channel: rank filters by L1, batch-norm |gamma| or Taylor (default l1)' })
+      .option('tie', { choices: TIE_RULES, describe: '--structure channel: filters tied by a [shortcut]: union keeps a channel any tied layer keeps (the slimming forks, NNI); group ranks the channels of the tied layers together and keeps the fraction asked of them (torch-pruning), so residual streams shrink too (default union)' })
       .option('round-to', { type: 'string', coerce: integer('round-to', { min: 1, max: 1024 }), describe: '--structure channel: kept filters a multiple of this (default 1)' })
       .option('scan-images', { type: 'string', coerce: integer('scan-images', { min: 1, max: MAX_COUNT }), describe: '--structure channel, greedy: validation images per scan evaluation (default 1000)' })
       .option('speed', { type: 'boolean', describe: '--structure channel: measure each round\'s images/s and latency (default; --no-speed to skip)' }),
@@ -336,13 +337,13 @@ const pruneVerb = verb({
 });
 
 /** The options only `prune --structure channel` reads: refused with --structure weight. */
-const CHANNEL_ONLY = ['target-flops', 'keep', 'uniform', 'layers', 'criterion', 'round-to', 'scan-images', 'speed'] as const;
+const CHANNEL_ONLY = ['target-flops', 'keep', 'uniform', 'layers', 'criterion', 'tie', 'round-to', 'scan-images', 'speed'] as const;
 
 /** The parsed arguments `prune --structure channel` reads. */
 interface ChannelLoopArgs {
   data: string; cfg: string; weights: string; backend?: BackendChoice; seed: number; rounds: number; 'retrain-batches': number; 'lr-scale': number;
   mode: string; target?: number; sensitivity?: string; 'layer-sparsity'?: string; 'eval-images'?: number;
-  'target-flops'?: number; keep?: number; uniform?: boolean; layers?: number; criterion?: string; 'round-to'?: number; 'scan-images'?: number; speed?: boolean;
+  'target-flops'?: number; keep?: number; uniform?: boolean; layers?: number; criterion?: string; tie?: string; 'round-to'?: number; 'scan-images'?: number; speed?: boolean;
 }
 
 /** `prune --structure channel`: the options the weight recipe reads are refused, the loop runs, a last line sums it up. */
@@ -358,7 +359,7 @@ async function runChannelLoop(args: ChannelLoopArgs, out: string, io: Io): Promi
       return await channelPruneCommand({
         dataFile: args.data, cfgFile: args.cfg, weights: args.weights, out,
         target: args.keep !== undefined ? { kind: 'keep', fraction: args.keep } : { kind: 'flops', fraction: args['target-flops']! },
-        allocation: args.keep !== undefined || args.uniform ? 'uniform' : 'greedy', criterion: (args.criterion ?? 'l1') as Criterion,
+        allocation: args.keep !== undefined || args.uniform ? 'uniform' : 'greedy', criterion: (args.criterion ?? 'l1') as Criterion, tie: (args.tie ?? 'union') as TieRule,
         layers: args.layers, rounds: args.rounds, retrainBatches: args['retrain-batches'], lrScale: args['lr-scale'], roundTo: args['round-to'] ?? 1,
         evalImages: args['eval-images'], scanImages: args['scan-images'] ?? 1000, speed: args.speed ?? true, backend: args.backend, seed: args.seed,
         reporter: reporterOf(io), signal: i.signal,

@@ -247,7 +247,7 @@ describe('files', () => {
     expect(fs.readFileSync(weights).equals(before)).toBe(true);
   });
 
-  test('prune --structure channel --layers 1 removes a block in round 1 and writes rounds that load; with --structure weight it is refused', async () => {
+  test('prune --structure channel --layers 1 --tie group removes a block in round 1 and writes rounds that load; with --structure weight it is refused', async () => {
     const cfg = path.join(dir, 'residual-mnist.cfg');
     fs.writeFileSync(cfg, smallResidualCfg());
     const spec = readCfg(cfg);
@@ -256,12 +256,15 @@ describe('files', () => {
     const before = fs.readFileSync(start);
     const out = path.join(dir, 'loop-minus-block');
     const ok = await cli(['prune', dataFile, cfg, start, '--structure', 'channel', '--keep', '0.5', '--rounds', '2', '--layers', '1',
-      '--criterion', 'bn', '--retrain-batches', '5', '--eval-images', '50', '--no-speed', '--out', out]);
+      '--criterion', 'bn', '--tie', 'group', '--retrain-batches', '5', '--eval-images', '50', '--no-speed', '--out', out]);
     expect(ok.code).toBe(0);
     expect(ok.err).toMatch(/^round 1\/2: removed 1 residual block \(lowest bn score first\): layers [14]-[36]/m);
     expect(ok.out).toMatch(/^\d+\.\dx fewer parameters, .*; 2\/2 rounds in /);
     const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
     expect(report.layers).toBe(1);
+    expect(report.tie).toBe('group');
+    // --tie group: the stem, tied to the remaining block, keeps round(8 x 0.5^(r/2)) like any layer
+    expect(report.history.map((h: { cfgFile: string }) => readCfg(h.cfgFile).layers[0].outC)).toEqual([6, 4]);
     expect(report.history.map((h: { blocks?: unknown[] }) => h.blocks?.length ?? 0)).toEqual([1, 0]);
     for (const h of report.history) {
       const small = readCfg(h.cfgFile);

@@ -324,6 +324,29 @@ describe('[reference] prune channels --layers: whole residual blocks, through th
     expect(readCfg(path.join(dir, 'k0.cfg')).layers).toHaveLength(9);
   });
 
+  test('[reference] --tie group: the layers tied by shortcuts keep the fraction asked; union keeps what any of them keeps', async () => {
+    const cfg = path.join(dir, 'residual.cfg');
+    fs.writeFileSync(cfg, RESIDUAL);
+    const spec = readCfg(cfg);
+    const weights = path.join(dir, 'residual-tie.weights');
+    writeWeights(weights, randomWeights(spec, 12), spec);
+    const outC = async (tie: string) => {
+      const out = path.join(dir, `tie-${tie}`);
+      await runVerb(channelsVerb(), ['channels', cfg, weights, out, '--keep', '0.5', '--tie', tie]);
+      const small = readCfg(`${out}.cfg`);
+      readWeights(`${out}.weights`, small);
+      return small.layers.map((l) => l.outC);
+    };
+    // the stem (0) and the blocks' last convs (2, 5) are tied by the shortcuts (3, 6)
+    const group = await outC('group');
+    expect([0, 2, 5].map((i) => group[i])).toEqual([2, 2, 2]);
+    expect([1, 4, 8].map((i) => group[i])).toEqual([2, 2, 3]);
+    const union = await outC('union');
+    expect([1, 4, 8].map((i) => union[i])).toEqual([2, 2, 3]);
+    expect(union[0]).toBeGreaterThan(2);
+    await expect(runVerb(channelsVerb(), ['channels', cfg, weights, path.join(dir, 'x'), '--keep', '0.5', '--tie', 'all'])).rejects.toThrow(/tie.*Choices: "union", "group"/s);
+  });
+
   test('[reference] cfg/resnet-mnist.cfg --layers 1: the lowest-|gamma| stage block goes, the route renumbered, the leaky shortcut said', async () => {
     const cfg = path.resolve(__dirname, '../../cfg/resnet-mnist.cfg');
     const spec = readCfg(cfg);

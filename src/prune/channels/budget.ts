@@ -9,7 +9,7 @@ import type { Kernels } from '../../kernels/types';
 import type { ChannelScores } from './criteria';
 import type { ChannelGraph } from './graph';
 import { layerName } from './layers';
-import { planChannels, planForFlops, prunableProducers, shrunkCost, type ChannelPlan, type KeepRatios, type PlanOptions } from './plan';
+import { planChannels, planForFlops, prunableProducers, shrunkCost, type ChannelPlan, type KeepRatios, type PlanOptions, type TieRule } from './plan';
 import { measureSpeed } from './speed';
 import { shrink } from './surgery';
 
@@ -91,6 +91,8 @@ export interface BudgetOptions {
   /** latency budgets: batch-1 ms of a model (default: measured on `kernels`, 20 passes) */
   measureLatency?: (spec: NetworkSpec, weights: WeightsFile) => number;
   roundTo?: number;
+  /** filters tied by a [shortcut]: see planChannels */
+  tie?: TieRule;
   levels?: readonly number[];
   reporter?: Reporter;
   signal?: AbortSignal;
@@ -123,7 +125,7 @@ export async function planForBudget(
   if (o.flops !== undefined && !(o.flops > 0 && o.flops <= 1)) throw new DarknetError(`--flops ${o.flops} must be in (0, 1]`);
   if (o.latencyMs !== undefined && !(o.latencyMs > 0)) throw new DarknetError(`--latency-ms ${o.latencyMs} must be > 0`);
   if (o.latencyMs !== undefined && !o.kernels && !o.measureLatency) throw new Error('planForBudget: a latency budget needs kernels to measure on');
-  const planOptions: PlanOptions = { roundTo: o.roundTo };
+  const planOptions: PlanOptions = { roundTo: o.roundTo, tie: o.tie };
   const levels = o.levels ?? SCAN_LEVELS;
   const units = pruningUnits(g);
   if (units.length === 0) throw new DarknetError(`${spec.file}: no convolutional or connected layer has filters that may go`);

@@ -4,7 +4,7 @@ import type { WeightsFile } from '../../io/weights';
 import { resolvePrunableLayer } from '../threshold';
 import { bnScores, l1Scores, type ChannelScores } from './criteria';
 import { channelGraph, type ChannelGraph } from './graph';
-import { planChannels, planForFlops, prunableProducers, type ChannelPlan, type KeepRatios } from './plan';
+import { planChannels, planForFlops, prunableProducers, type ChannelPlan, type KeepRatios, type TieRule } from './plan';
 import { shrink, type ShrinkResult } from './surgery';
 
 /**
@@ -26,7 +26,7 @@ export {
   blockForLayer, lowestBlocks, removeBlocks, residualBlocks, scoreBlocks,
   type BlockRemoval, type BlockScore, type BlockSurgery, type RemovedBlock, type ResidualBlock,
 } from './blocks';
-export { planChannels, planForFlops, shrunkCost, type ChannelPlan, type KeepRatios } from './plan';
+export { planChannels, planForFlops, shrunkCost, TIE_RULES, type ChannelPlan, type KeepRatios, type TieRule } from './plan';
 export { shrink, type LayerChange, type ShrinkResult } from './surgery';
 export { formatChannelReport, modelSize, type ChannelPruneReport, type ModelSize } from './report';
 export { evaluatorOn, formatBudget, planForBudget, pruningUnits, SCAN_LEVELS, type BudgetOptions, type BudgetResult, type Evaluator } from './budget';
@@ -48,6 +48,8 @@ export interface PruneChannelsOptions {
   scores: ChannelScores;
   /** kept counts a multiple of this (1, 4, 8) */
   roundTo?: number;
+  /** filters tied by a [shortcut]: see planChannels */
+  tie?: TieRule;
   /** see ShrinkOptions.foldValues */
   foldValues?: ReadonlyMap<number, ArrayLike<number>>;
   /** the new cfg's name in errors */
@@ -65,7 +67,7 @@ export function pruneChannels(
   cfgText: string, spec: NetworkSpec, weights: WeightsFile, o: PruneChannelsOptions,
 ): PruneChannelsResult {
   const graph = channelGraph(spec);
-  const planOptions = { roundTo: o.roundTo };
+  const planOptions = { roundTo: o.roundTo, tie: o.tie };
   let plan: ChannelPlan;
   let keep: number | undefined;
   switch (o.rule.kind) {

@@ -12,7 +12,7 @@ import { filterCount, isProducer, taylorScores, type ChannelScores, type Criteri
 import { channelGraph } from './graph';
 import { blockLayers, lowestBlocks, removeBlocks, residualBlocks, scoreBlocks, type RemovedBlock } from './blocks';
 import { hostScores } from './index';
-import { planChannels, planForFlops, prunableProducers, type ChannelPlan } from './plan';
+import { planChannels, planForFlops, prunableProducers, type ChannelPlan, type TieRule } from './plan';
 import { measureSpeed, type Speed, type SpeedOptions } from './speed';
 import { shrink } from './surgery';
 
@@ -92,6 +92,8 @@ export interface ChannelLoopOptions extends ChannelModel {
   layers?: number;
   criterion: Criterion;
   roundTo?: number;
+  /** filters tied by a [shortcut]: see planChannels */
+  tie?: TieRule;
   /** fine-tuning batches per round; the rate is the cfg's x lrScale, poly/step as the cfg says, ending at this batch */
   retrainBatches: number;
   lrScale: number;
@@ -196,17 +198,17 @@ export async function channelLoop(o: ChannelLoopOptions): Promise<ChannelLoopRes
     if (o.target.kind === 'keep') {
       // every layer towards round(dense filters x target), from what it has now
       const ratios = new Map(prunableProducers(g).map((l) => [l, Math.min(1, Math.max(1, Math.round(filterCount(denseSpec, toDense[l]) * target)) / filterCount(current.spec, l))]));
-      plan = planChannels(current.spec, g, scores, ratios, { roundTo: o.roundTo });
+      plan = planChannels(current.spec, g, scores, ratios, { roundTo: o.roundTo, tie: o.tie });
     } else {
       const currentFlops = current.spec.layers.reduce((s, l) => s + l.flops, 0);
       const fraction = Math.min(1, (target * denseFlops) / currentFlops);
       if (o.allocation === 'uniform') {
-        plan = planForFlops(current.spec, g, scores, fraction, { roundTo: o.roundTo }).plan;
+        plan = planForFlops(current.spec, g, scores, fraction, { roundTo: o.roundTo, tie: o.tie }).plan;
       } else {
         let chosen: BudgetResult;
         try {
           chosen = await planForBudget(current.cfgText, current.spec, current.weights, g, {
-            flops: fraction, scores, evaluator: evaluatorOn(k, o.scanSource ?? o.evalSource, 100, o.signal), roundTo: o.roundTo,
+            flops: fraction, scores, evaluator: evaluatorOn(k, o.scanSource ?? o.evalSource, 100, o.signal), roundTo: o.roundTo, tie: o.tie,
             reporter: indented(reporter), signal: o.signal,
           });
         } catch (e) {

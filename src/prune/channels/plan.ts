@@ -9,8 +9,13 @@ import { layerName } from './layers';
  * Which channels go: from a fraction to keep per layer and the criterion's scores, each
  * layer proposes its lowest-scored filters; a channel class (filters tied by a [shortcut])
  * goes only when EVERY member is proposed (the union of the kept sets, as the slimming
- * forks and NNI do), and never when protected (graph.ts). `roundTo` then puts back the
- * best-scored removed filters until every kept count is a multiple of it (or the whole layer).
+ * forks and NNI do), and never when protected (graph.ts). With `tie: 'group'` the layers
+ * tied by shortcuts are ranked together instead (torch-pruning's group importance): each
+ * class scores the mean over its filters of score / its layer's mean score, and the group
+ * keeps the fraction asked (the largest of its layers') of its classes, so a residual
+ * stream shrinks as much as a plain layer (under the union rule its layers rarely agree).
+ * `roundTo` then puts back the best-scored removed filters until every kept count is a
+ * multiple of it (or the whole layer).
  */
 
 export interface ChannelPlan {
@@ -26,9 +31,15 @@ export interface ChannelPlan {
 /** Fractions of filters to keep, per conv or connected layer (net index); layers not listed keep all. */
 export type KeepRatios = ReadonlyMap<number, number>;
 
+/** How filters tied by a [shortcut] are chosen (see planChannels). */
+export type TieRule = 'union' | 'group';
+export const TIE_RULES: readonly TieRule[] = ['union', 'group'];
+
 export interface PlanOptions {
   /** keep a multiple of this many filters per changed layer (1, 4 or 8); default 1 */
   roundTo?: number;
+  /** filters tied by a [shortcut]: each layer's own choice, kept where any keeps it ('union', the default), or ranked together ('group') */
+  tie?: TieRule;
 }
 
 /** The conv and connected layers with at least one filter that may go (net indexes). */
@@ -66,6 +77,8 @@ export function planChannels(
 
   const proposed = new Set<number>(); // ids each layer would remove
   const emptied = new Set<number>();
+  const groups = o.tie === 'group' ? tiedGroups(g, ratios) : [];
+  const grouped = new Set(groups.flat());
   for (const [layer, ratio] of ratios) {
     const ids = g.producers.get(layer);
     const name = () => layerName(spec, layer);
@@ -83,11 +96,13 @@ export function planChannels(
     if (free.length === 0 && ratio < 1) {
       throw new DarknetError(`${name()}: its filters cannot be removed: ${whyProtected(g, ids[0])}`);
     }
+    if (grouped.has(layer)) continue;
     const want = roundUp(Math.max(1, Math.round(ratio * ids.length)), roundTo, ids.length);
     const s = scoreOf(layer);
     const order = free.sort((a, b) => s[a] - s[b] || a - b);
     for (const f of order.slice(0, Math.max(0, ids.length - want))) proposed.add(ids[f]);
   }
+  for (const layers of groups) proposeGroup(g, layers, ratios, scoreOf, roundTo, proposed);
 
   // A class goes when every filter in it was proposed and none is protected.
   const members = new Map<number, number[]>();
@@ -122,6 +137,68 @@ export function planChannels(
     emptied.add(layer);
   }
   return plan;
+}
+
+/**
+ * The groups of layers tied by shortcuts (2 or more layers sharing a class) with a ratio
+ * below 1 for some member and none at 0 (a layer kept at 0 goes with its block: the union
+ * rule handles those groups).
+ */
+function tiedGroups(g: ChannelGraph, ratios: KeepRatios): number[][] {
+  const layersOf = new Map<number, Set<number>>(); // class -> producer layers with a member
+  for (const [layer, ids] of g.producers) {
+    for (const id of ids) {
+      const c = g.classOf(id);
+      if (!layersOf.has(c)) layersOf.set(c, new Set());
+      layersOf.get(c)!.add(layer);
+    }
+  }
+  const parent = new Map<number, number>();
+  const find = (l: number): number => {
+    while (parent.get(l)! !== l) l = parent.get(l)!;
+    return l;
+  };
+  for (const layer of g.producers.keys()) parent.set(layer, layer);
+  for (const layers of layersOf.values()) {
+    const [first, ...rest] = [...layers];
+    for (const l of rest) {
+      const a = find(first);
+      const b = find(l);
+      if (a !== b) parent.set(Math.max(a, b), Math.min(a, b));
+    }
+  }
+  const byRoot = new Map<number, number[]>();
+  for (const layer of g.producers.keys()) byRoot.set(find(layer), [...(byRoot.get(find(layer)) ?? []), layer]);
+  return [...byRoot.values()].filter((ls) => ls.length > 1 && ls.some((l) => (ratios.get(l) ?? 1) < 1) && ls.every((l) => ratios.get(l) !== 0));
+}
+
+/**
+ * Proposes the lowest-ranked classes of a tied group: each class by the mean over its
+ * filters of score / the mean score of the filter's layer; the group keeps the largest
+ * fraction asked of its layers (a layer not asked keeps all: then nothing goes).
+ */
+function proposeGroup(
+  g: ChannelGraph, layers: number[], ratios: KeepRatios, scoreOf: (layer: number) => ArrayLike<number>, roundTo: number, proposed: Set<number>,
+): void {
+  const ratio = Math.max(...layers.map((l) => ratios.get(l) ?? 1));
+  const members = new Map<number, number[]>(); // class -> normalised scores of its filters
+  const idsOf = new Map<number, number[]>();
+  for (const layer of layers) {
+    const ids = g.producers.get(layer)!;
+    const s = scoreOf(layer);
+    let mean = 0;
+    for (let f = 0; f < ids.length; f++) mean += s[f] / ids.length;
+    ids.forEach((id, f) => {
+      const c = g.classOf(id);
+      members.set(c, [...(members.get(c) ?? []), mean > 0 ? s[f] / mean : s[f]]);
+      idsOf.set(c, [...(idsOf.get(c) ?? []), id]);
+    });
+  }
+  const classes = [...members.keys()];
+  const want = roundUp(Math.max(1, Math.round(ratio * classes.length)), roundTo, classes.length);
+  const score = (c: number) => members.get(c)!.reduce((a, b) => a + b, 0) / members.get(c)!.length;
+  const free = classes.filter((c) => !g.protectedClasses.has(c)).sort((a, b) => score(a) - score(b) || a - b);
+  for (const c of free.slice(0, Math.max(0, classes.length - want))) for (const id of idsOf.get(c)!) proposed.add(id);
 }
 
 /** `count` rounded up to a multiple of `to`, but at most `all`. */

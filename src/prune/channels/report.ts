@@ -6,6 +6,7 @@ import { serializeWeights, type WeightsFile } from '../../io/weights';
 import { renderBarChart, renderLineChart } from '../../report/plot';
 import { prunableLayers } from '../threshold';
 import type { ChannelModelResult, ChannelRoundResult, ChannelTarget } from './loop';
+import type { TieRule } from './plan';
 
 /**
  * The table `prune channels` prints: per layer with parameters or FLOPs, filters, parameters
@@ -107,6 +108,8 @@ export interface ChannelPruneReport {
   criterion: string;
   target: ChannelTarget;
   allocation: 'greedy' | 'uniform';
+  /** filters tied by a [shortcut] (planChannels) */
+  tie: TieRule;
   /** `--layers`: residual blocks removed over the rounds */
   layers?: number;
   rounds: number;

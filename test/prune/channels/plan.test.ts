@@ -1,6 +1,6 @@
 /**
  * Choosing what goes: the channel graph's ties and protections, per-layer fractions,
- * union of the kept sets across a [shortcut], --round-to, refusals with their reasons, and
+ * union of the kept sets across a [shortcut] (or, with tie group, one ranking of them), --round-to, refusals with their reasons, and
  * the uniform fraction that meets a FLOPs budget.
  */
 import * as path from 'path';
@@ -91,6 +91,24 @@ describe('[reference] planChannels', () => {
     // one side keeping everything keeps every tied channel
     const one = planChannels(residual, g, scores, new Map([[0, 0.25]]));
     expect(keptFilters(g, one, 0)).toHaveLength(8);
+  });
+
+  test('[reference] tie group: the tied layers rank their channels together and keep the fraction asked', () => {
+    const g = channelGraph(residual);
+    const scores = lowest(residual, { 0: [0, 1, 2, 3], 1: [2, 3, 4, 5] });
+    // each channel by the mean of score / its layer's mean score over both sides:
+    // 2 and 3 are low on both, 0 and 1 low on one side only, 4 and 5 high on layer 0
+    const plan = planChannels(residual, g, scores, new Map([[0, 0.5], [1, 0.5]]), { tie: 'group' });
+    expect(keptFilters(g, plan, 0)).toEqual([4, 5, 6, 7]);
+    expect(keptFilters(g, plan, 1)).toEqual([4, 5, 6, 7]);
+    // the union rule kept 6 of the same layers (above); a layer not asked keeps all, as with union
+    expect(keptFilters(g, planChannels(residual, g, scores, new Map([[0, 0.25]]), { tie: 'group' }), 0)).toHaveLength(8);
+    // the group keeps the largest fraction asked of its layers, rounded up to --round-to
+    const mixed = planChannels(residual, g, scores, new Map([[0, 0.25], [1, 0.375]]), { tie: 'group' });
+    expect(keptFilters(g, mixed, 0)).toEqual([5, 6, 7]);
+    expect(keptFilters(g, planChannels(residual, g, scores, new Map([[0, 0.25], [1, 0.375]]), { tie: 'group', roundTo: 4 }), 1)).toEqual([4, 5, 6, 7]);
+    // layers outside the tie choose alone, as before
+    expect(keptFilters(g, planChannels(residual, g, scores, new Map([[0, 0.5], [1, 0.5], [3, 0.5]]), { tie: 'group' }), 3)).toHaveLength(3);
   });
 
   test('[reference] keep max(1, round(fraction x filters)), rounded up to --round-to (at most all)', () => {
