@@ -41,6 +41,28 @@ activation=linear
 `;
 }
 
+/** A residual block of 8 channels: conv 3x3 (leaky), conv 1x1 (linear), [shortcut] from=-3. */
+const BLOCK_8 = `[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=1
+stride=1
+pad=0
+activation=linear
+
+[shortcut]
+from=-3
+activation=linear
+`;
+
 /**
  * conv 8 5x5/2 on MNIST, then two residual blocks (conv 3x3, conv 1x1, [shortcut]) and a
  * head (avgpool, connected 10): layers 1-3 and 4-6 are the blocks `--layers` may remove.
@@ -56,47 +78,9 @@ pad=0
 activation=leaky
 
 # block A
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=1
-stride=1
-pad=0
-activation=linear
-
-[shortcut]
-from=-3
-activation=linear
-
+${BLOCK_8}
 # block B
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=1
-stride=1
-pad=0
-activation=linear
-
-[shortcut]
-from=-3
-activation=linear
-
+${BLOCK_8}
 [avgpool]
 
 [connected]

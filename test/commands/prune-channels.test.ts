@@ -91,6 +91,32 @@ async function top1(spec: ReturnType<typeof parseCfg>, w: ReturnType<typeof read
   }
 }
 
+/**
+ * Each round's model as the command writes it (the cfg text and the .weights bytes, read
+ * back) has the params, FLOPs and bytes the round counted, computes what the loop's model
+ * does on 4 random images, and has the round's top-1.
+ */
+async function expectFilesAsMeasured(models: Array<[ChannelRoundResult, ChannelModel]>): Promise<void> {
+  const random = mulberry32(3);
+  const x = Float32Array.from({ length: 4 * 784 }, () => random());
+  const outputs = (s: ReturnType<typeof parseCfg>, w: ReturnType<typeof readWeights>) => {
+    const net = new Network(withBatch(s, 4), k);
+    net.loadWeights(w);
+    const out = Array.from(net.predict(x));
+    net.dispose();
+    return out;
+  };
+  for (const [result, model] of models) {
+    const spec = parseCfg(model.cfgText, 'round.cfg');
+    const w = parseWeights(serializeWeights(model.weights, model.spec), spec, 'round.weights');
+    expect(spec.layers.reduce((s, l) => s + l.params.reduce((t, p) => t + p.size, 0), 0)).toBe(result.params);
+    expect(spec.layers.reduce((s, l) => s + l.flops, 0)).toBe(result.flops);
+    expect(serializeWeights(w, spec).length).toBe(result.bytes);
+    expect(outputs(spec, w)).toEqual(outputs(model.spec, model.weights));
+    expect(await top1(spec, w)).toBe(result.top1);
+  }
+}
+
 describe('[reference] channel loop', () => {
   test('[reference] each round\'s network has the size the report says, and its files give the same outputs', async () => {
     const spec = parseCfg(CFG, cfgFile);
@@ -105,25 +131,7 @@ describe('[reference] channel loop', () => {
     expect(r.dense.params).toBe(8 * 25 + 8 + 8 * 12 * 12 * 24 + 24 + 24 * 10 + 10);
     // keep 0.25 in two rounds: 0.5 then 0.25 of the dense filters
     expect(models.map(([m]) => m.layers.map((l) => l.filters))).toEqual([[4, 12, 10], [2, 6, 10]]);
-    const random = mulberry32(3);
-    const x = Float32Array.from({ length: 4 * 784 }, () => random());
-    for (const [result, model] of models) {
-      // as the command writes them: the cfg text and the .weights bytes, read back
-      const spec2 = parseCfg(model.cfgText, 'round.cfg');
-      const w2 = parseWeights(serializeWeights(model.weights, model.spec), spec2, 'round.weights');
-      expect(spec2.layers.reduce((s, l) => s + l.params.reduce((t, p) => t + p.size, 0), 0)).toBe(result.params);
-      expect(spec2.layers.reduce((s, l) => s + l.flops, 0)).toBe(result.flops);
-      expect(serializeWeights(w2, spec2).length).toBe(result.bytes);
-      const outputs = (s: typeof spec2, w: typeof w2) => {
-        const net = new Network(withBatch(s, 4), k);
-        net.loadWeights(w);
-        const out = Array.from(net.predict(x));
-        net.dispose();
-        return out;
-      };
-      expect(outputs(spec2, w2)).toEqual(outputs(model.spec, model.weights));
-      expect(await top1(spec2, w2)).toBe(result.top1);
-    }
+    await expectFilesAsMeasured(models);
     // params: conv 2 x 25 + 2, fc1 2 x 144 inputs -> 6, fc2 6 -> 10
     expect(models[1][0].params).toBe(2 * 25 + 2 + 2 * 144 * 6 + 6 + 6 * 10 + 10);
   }, 60000);
@@ -218,22 +226,7 @@ describe('[reference] channel loop --layers: whole residual blocks over the roun
     // the connected layer has no batch norm: said once, in the dense numbering, not every scoring
     expect(reporter.lines.filter((l) => /have no batch norm/.test(l))).toEqual([expect.stringMatching(/bn: layers 8 have no batch norm; their filters are ranked by L1/)]);
     expect(reporter.lines.join('\n')).toMatch(/^round 1\/2: removed 1 residual block \(lowest bn score first\): layers [14]-[36]( \(approximate\))? \(numbered as in the dense cfg\)$/m);
-    const random = mulberry32(4);
-    const x = Float32Array.from({ length: 2 * 784 }, () => random());
-    for (const [result, model] of models) {
-      const spec2 = parseCfg(model.cfgText, 'round.cfg');
-      const w2 = parseWeights(serializeWeights(model.weights, model.spec), spec2, 'round.weights');
-      expect(spec2.layers.reduce((s, l) => s + l.params.reduce((t, p) => t + p.size, 0), 0)).toBe(result.params);
-      const outputs = (s: typeof spec2, w: typeof w2) => {
-        const n = new Network(withBatch(s, 2), k);
-        n.loadWeights(w);
-        const out = Array.from(n.predict(x));
-        n.dispose();
-        return out;
-      };
-      expect(outputs(spec2, w2)).toEqual(outputs(model.spec, model.weights));
-      expect(await top1(spec2, w2)).toBe(result.top1);
-    }
+    await expectFilesAsMeasured(models);
     // more blocks than the net has: refused before any round
     await expect(channelLoop({
       cfgText: smallResidualCfg(), spec, weights: dense, kernels: k, target: { kind: 'keep', fraction: 0.5 }, rounds: 2, layers: 3,
