@@ -65,8 +65,6 @@ const CONV_BACKWARD_DATA = 2;
 const CONV_BACKWARD_FILTER = 3;
 const PACK_PATCHES = 4;
 const PACK_CONV_WEIGHTS = 5;
-/** Output positions of one column block of the conv gemm (the module's NC). */
-const PATCH_COLUMNS = 1024;
 
 /** Jobs with fewer flops than this run on the main thread alone (a dispatch costs ~10-50 us). */
 export const PARALLEL_FLOPS = 4e6;
@@ -88,6 +86,7 @@ type Fn = (...args: number[]) => number;
 interface Exports {
   heapBase(): number;
   scratchFloats(): number;
+  patchColumns(): number;
   [name: string]: Fn;
 }
 
@@ -247,15 +246,15 @@ export class WasmSimdKernels implements Kernels {
     const w = this.t('convForward', weights);
     checkConv('convForward', s, { out: o, input: x, weights: w }, true);
     const K = (s.c / s.groups) * s.size * s.size;
-    // Few images per thread: the threads split each image (see convForwardJob), after
-    // packing together what every part would otherwise pack again.
-    // a layer with few flops but many weights (a 1x1 classifier at batch 1: 4 MB read for
-    // 2 MFLOP) is memory-bound: two threads read their halves of the weights side by side
+    // A layer with few flops but many weights (a 1x1 classifier at batch 1: 4 MB read for
+    // 2 MFLOP) is memory-bound: two threads read their halves of the weights side by side.
     const nt = this.jobThreads(Math.max(convFlops(s), s.n * K * WEIGHT_FLOPS));
     const N = s.outH * s.outW;
     const packedFloats = s.groups * roundUp(s.n / s.groups, 4) * K;
     let packed = 0;
     let patches = 0;
+    // Few images per thread: the threads split each image (see convForwardJob), after
+    // packing together what every part would otherwise pack again.
     if (s.batch >= 4 * nt) {
       packed = this.workspace('packedWeights', packedFloats);
       this.ex.packConvWeights(packed, w.ptr, s.n, s.groups, K);
@@ -264,7 +263,7 @@ export class WasmSimdKernels implements Kernels {
       // rather than each part packing all of them again
       packed = this.workspace('packedWeights', packedFloats);
       this.pool.run(PACK_CONV_WEIGHTS, [nt, packed, w.ptr, s.n, s.groups, K]);
-    } else if (nt > 1 && s.batch === 1 && s.groups === 1 && N <= PATCH_COLUMNS) {
+    } else if (nt > 1 && s.batch === 1 && s.groups === 1 && N <= this.ex.patchColumns()) {
       // one image split by filters (more filters than positions): the threads pack its
       // patches once, together, and each packs only its own filters' weights as it goes
       patches = this.workspace('patches', K * roundUp(N, 8));
