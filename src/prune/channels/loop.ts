@@ -311,13 +311,9 @@ export function formatChannelRound(dense: ChannelModelResult, total: number, r: 
       `train ${Math.round(r.speed.trainImagesPerSecond)} img/s (${x(r.speed.trainImagesPerSecond, dense.speed.trainImagesPerSecond)}), ` +
       `latency ${r.speed.latencyMs.toFixed(3)} ms (dense ${dense.speed.latencyMs.toFixed(3)})`
     : '';
-  const blocks = r.blocks?.length
-    ? [`removed this round: residual block ${r.blocks.map((b) => `${blockLayers(b)}${b.exact ? '' : ' (approximate)'}`).join(', ')}`]
-    : [];
   return [
     `round ${r.round}/${total}: ${x(dense.params, r.params)} fewer parameters, ${x(dense.flops, r.flops)} fewer FLOPs, ${r.bytes} bytes; ` +
       `top-1 ${pct(r.top1Pruned)} pruned -> ${pct(r.top1)} fine-tuned (dense ${pct(dense.top1)}, ${delta >= 0 ? '+' : ''}${(100 * delta).toFixed(2)} points), ${formatDuration(r.seconds)}`,
-    ...blocks,
     line(head),
     ...rows.map(line),
   ].join('\n') + speed;
