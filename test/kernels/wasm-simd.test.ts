@@ -124,7 +124,7 @@ for (const threads of [1, 2]) {
           const after = k.threadStats();
           ref.convForward(out.r, input.r, weights.r, s);
           check(out, SUM, 'convForward');
-          // the packing job, then the conv job
+          // `jobs` pool jobs: the shared packing job where there is one, then the conv job
           expect(after.jobs - before.jobs).toBe(threads > 1 ? jobs : 0);
           expectConvMatches(c, s); // and backward, with the same shapes
         });
